@@ -1,0 +1,1 @@
+"""What runs inside mitmproxy: the recorder addon."""

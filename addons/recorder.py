@@ -1,0 +1,120 @@
+"""The repost recorder: a mitmproxy addon that writes POSTs and their responses to SQLite.
+
+Use it from repost (``repost record``) or load it into mitmproxy's own tools::
+
+    mitmdump -s addons/recorder.py --set repost_db=traffic.db
+
+Options: ``repost_db``, ``repost_methods`` (``POST``; a list such as
+``POST,PUT,PATCH,DELETE``, or ``ALL``), ``repost_filter`` (a mitmproxy filter
+expression), ``repost_keep_secrets``, ``repost_max_body`` (``10m``).
+
+The hooks only hand the finished flow to a writer thread; redaction, hashing
+and the SQLite commit happen there, so recording never slows or fails a request.
+"""
+
+import logging
+import os
+
+from mitmproxy import ctx, exceptions, flowfilter, http
+
+from repost.store.errors import StoreError
+from repost.store.redact import Redactor, load_key
+from repost.store.sizes import parse_size
+from repost.store.writer import FlowWriter
+
+log = logging.getLogger("repost")
+
+DEFAULT_MAX_BODY = "10m"
+
+
+def parse_methods(spec: str) -> frozenset[bytes] | None:
+    """``"POST,put"`` -> ``{b"POST", b"PUT"}``; ``"ALL"`` -> None (every method)."""
+    names = [m.strip().upper() for m in spec.split(",") if m.strip()]
+    if not names:
+        raise ValueError("no methods given")
+    if "ALL" in names or "*" in names:
+        return None
+    bad = [m for m in names if not m.isalpha()]
+    if bad:
+        raise ValueError(f"not an HTTP method: {bad[0]}")
+    return frozenset(m.encode() for m in names)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.writer: FlowWriter | None = None
+        self.methods: frozenset[bytes] | None = frozenset({b"POST"})
+        self.filter: flowfilter.TFilter | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("repost_db", str, os.environ.get("REPOST_DB") or "repost.db", "SQLite file to record into.")
+        loader.add_option(
+            "repost_methods", str, "POST", "Methods to record: a comma-separated list such as POST,PUT,PATCH, or ALL."
+        )
+        loader.add_option("repost_filter", str, "", "Record only flows matching this mitmproxy filter expression.")
+        loader.add_option("repost_keep_secrets", bool, False, "Record secrets as they are (no redaction).")
+        loader.add_option(
+            "repost_max_body", str, DEFAULT_MAX_BODY, "Bodies above this size are stored as a prefix (e.g. 10m, 512k)."
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "repost_methods" in updated:
+            try:
+                self.methods = parse_methods(ctx.options.repost_methods)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"repost_methods: {e}") from e
+        if "repost_filter" in updated:
+            expr = ctx.options.repost_filter
+            try:
+                self.filter = flowfilter.parse(expr) if expr else None
+            except ValueError as e:
+                raise exceptions.OptionsError(f"repost_filter: invalid filter expression {expr!r}: {e}") from e
+        if updated & {"repost_db", "repost_keep_secrets", "repost_max_body"}:
+            self._open_writer()
+
+    def _open_writer(self) -> None:
+        try:
+            max_body = parse_size(ctx.options.repost_max_body)
+        except ValueError as e:
+            raise exceptions.OptionsError(f"repost_max_body: {e}") from e
+        redactor = None if ctx.options.repost_keep_secrets else Redactor(load_key())
+        old = self.writer
+        try:
+            self.writer = FlowWriter(ctx.options.repost_db, redactor=redactor, max_body=max_body)
+        except (StoreError, OSError) as e:
+            raise exceptions.OptionsError(f"repost_db: {e}") from e
+        if old is not None:
+            old.close()
+
+    def _wanted(self, flow: http.HTTPFlow) -> bool:
+        if self.methods is not None and flow.request.data.method not in self.methods:
+            return False
+        return self.filter is None or self.filter(flow)
+
+    # Hooks stay thin: decide, then hand the flow over.
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self.writer is not None and self._wanted(flow):
+            flow.metadata["repost_recorded"] = True
+            self.writer.submit(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if self.writer is None or flow.error is None:
+            return
+        if flow.metadata.get("repost_recorded"):
+            self.writer.submit_error(flow.id, flow.error.msg)
+        elif self._wanted(flow):
+            flow.metadata["repost_recorded"] = True
+            self.writer.submit(flow)
+
+    def done(self) -> None:
+        # Logging is shut down by now: report straight to stderr.
+        if self.writer is not None:
+            self.writer.close()
+            if self.writer.lost:
+                import sys
+
+                print(f"repost: {self.writer.lost} flows could NOT be recorded to {self.writer.path}", file=sys.stderr)
+
+
+addons = [Recorder()]

@@ -1,0 +1,1 @@
+"""The ``repost`` command line."""

@@ -1,0 +1,3 @@
+from repost.cli.main import cli
+
+cli(prog_name="repost")

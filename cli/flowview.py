@@ -1,0 +1,74 @@
+"""A stored flow as the contract's JSON object, and its bodies decoded for people."""
+
+import base64
+from dataclasses import dataclass
+
+from repost.store.bodies import decode_content, to_text
+
+from .safety import classify
+
+
+@dataclass
+class BodyView:
+    text: str | None  # decoded text, or None for binary / undecodable bodies
+    data: bytes  # decoded bytes (raw when decoding failed)
+    content_type: str
+    note: str | None
+
+
+def header(headers: list, name: str) -> str | None:
+    name = name.lower()
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return None
+
+
+def body_view(flow: dict, side: str) -> BodyView | None:
+    raw = flow[f"{side}_body"]
+    if raw is None:
+        return None
+    ctype = header(flow[f"{side}_headers"], "content-type") or ""
+    decoded = decode_content(bytes(raw), flow[f"{side}_content_encoding"])
+    text, text_note = to_text(decoded.data, ctype)
+    return BodyView(text, decoded.data, ctype, decoded.note or text_note)
+
+
+def _side_json(flow: dict, side: str) -> dict:
+    view = body_view(flow, side)
+    out = {
+        "http_version": flow["http_version"] if side == "request" else flow["response_http_version"],
+        "headers": flow[f"{side}_headers"],
+        "body": view.text if view else None,
+        "body_base64": base64.b64encode(view.data).decode() if view and view.text is None else None,
+        "size": flow[f"{side}_size"],
+        "sha256": flow[f"{side}_sha256"],
+        "truncated": bool(flow[f"{side}_truncated"]),
+        "redacted": bool(flow[f"{side}_redacted"]),
+        "content_encoding": flow[f"{side}_content_encoding"],
+        "note": view.note if view else None,
+    }
+    if side == "request":
+        return {"method": flow["method"], "url": flow["url"], **out}
+    return {"status": flow["status"], "reason": flow["reason"], **out}
+
+
+def flow_json(flow: dict, replays: list[dict]) -> dict:
+    return {
+        "id": flow["id"],
+        "started_at": flow["started_at"],
+        "duration_ms": flow["duration_ms"],
+        "safety": classify(flow["method"], flow["idempotency_key"]),
+        "error": flow["error"],
+        "replay_of": flow["replay_of"],
+        "request": _side_json(flow, "request"),
+        "response": _side_json(flow, "response") if flow["status"] is not None else None,
+        "events": [],
+        "replays": replays,
+    }
+
+
+def summary_json(row: dict) -> dict:
+    out = {k: row[k] for k in row if k != "idempotency_key"}
+    out["safety"] = classify(row["method"], row["idempotency_key"])
+    return out

@@ -1,0 +1,70 @@
+"""``repost list`` and ``repost show``."""
+
+import json
+import sys
+
+import click
+
+from .options import db_option, json_option
+
+
+def _open(db_path):
+    from repost.store.database import open_database
+
+    return open_database(db_path)
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@click.command("list")
+@db_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0), help="Show at most this many flows.")
+@json_option
+def list_flows(db_path, limit, as_json):
+    """List recorded flows, newest first.
+
+    \b
+    Columns: id, time (UTC), method, status (- when there was no response),
+    host, path, response size, duration and the replay safety class
+    (safe, idempotent, keyed, unsafe).
+    """
+    from repost.store.queries import list_flows as query
+
+    from .flowview import summary_json
+
+    conn = _open(db_path)
+    rows = [summary_json(r) for r in query(conn, limit)]
+    if as_json:
+        _print_json(rows)
+        return
+    from .render import flows_table
+
+    flows_table(rows)
+
+
+@click.command()
+@click.argument("flow_id", metavar="ID", type=int)
+@db_option
+@json_option
+def show(flow_id, db_path, as_json):
+    """Show one flow: the request, the response, and SSE events if any.
+
+    Bodies are decoded (gzip, br, zstd, deflate; charsets) and pretty-printed:
+    JSON indented, forms as fields, binary as a size note.
+    """
+    from repost.store.queries import get_flow, replays_of
+
+    from .flowview import flow_json
+
+    conn = _open(db_path)
+    flow = get_flow(conn, flow_id)
+    replays = replays_of(conn, flow_id)
+    if as_json:
+        _print_json(flow_json(flow, replays))
+        return
+    from .render import show_flow
+
+    show_flow(flow, replays)
+    sys.stdout.flush()

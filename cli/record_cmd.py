@@ -1,0 +1,68 @@
+"""``repost record``: mitmproxy, embedded, with the recorder."""
+
+import click
+
+from .options import db_option, size_option
+
+
+@click.command()
+@db_option
+@click.option("--listen-host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
+@click.option("--listen-port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    default=["regular"],
+    show_default=True,
+    help="mitmproxy mode: regular, reverse:URL, upstream:URL, socks5, ... (repeatable).",
+)
+@click.option("--methods", default="POST", show_default=True, help="Methods to record: a list such as POST,PUT,PATCH,DELETE, or ALL.")
+@click.option("--filter", "filter_expr", default="", help="Record only flows matching this mitmproxy filter expression, e.g. '~d api.test & ~c 201'.")
+@click.option("--keep-secrets", is_flag=True, help="Do not redact secrets (Authorization, cookies, tokens, passwords...).")
+@click.option("--max-body", default="10MB", show_default=True, callback=size_option, help="Store bodies above this size as a prefix, with their full length and SHA-256.")
+@click.option("--set", "extra", multiple=True, metavar="OPTION=VALUE", help="Any other mitmproxy option (repeatable), e.g. --set confdir=~/.mitmproxy.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, extra, quiet):
+    """Run the recording proxy until Ctrl-C.
+
+    Point a client at it (HTTP_PROXY/HTTPS_PROXY=http://127.0.0.1:8080, or
+    --mode reverse:URL and use the proxy's address as the server's), and every
+    request it makes with a recorded method lands in the database, with its
+    response, within half a second. Flows that got no response (upstream down,
+    client gone) are recorded with their error.
+
+    Ctrl-C or SIGTERM flushes everything and exits 0.
+    """
+    from repost.addons.recorder import parse_methods
+    from repost.store.database import open_database
+
+    try:
+        parse_methods(methods)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--methods") from None
+    # Check the database before listening: a foreign or corrupt file is refused at once.
+    open_database(db_path, create=True).close()
+
+    import asyncio
+
+    from .proxy import ProxyStartError, run_recording_proxy
+
+    settings = dict(
+        listen_host=listen_host,
+        listen_port=listen_port,
+        mode=list(modes),
+        repost_db=db_path,
+        repost_methods=methods,
+        repost_filter=filter_expr,
+        repost_keep_secrets=keep_secrets,
+        repost_max_body=str(max_body),
+    )
+    try:
+        summary = asyncio.run(run_recording_proxy(settings, list(extra), quiet=quiet))
+    except ProxyStartError as e:
+        raise click.ClickException(str(e)) from None
+    if summary.lost:
+        raise click.ClickException(f"{summary.lost} flows could NOT be recorded to {db_path}")
+    if not quiet:
+        click.echo(f"repost: recorded {summary.written} flows to {db_path}", err=True)

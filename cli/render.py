@@ -1,0 +1,162 @@
+"""Output for people: a table of flows, one flow in full. Colour only on a terminal."""
+
+import json
+import os
+import sys
+from urllib.parse import parse_qsl
+
+from .flowview import BodyView, body_view, header
+from .safety import classify
+
+SAFETY_STYLE = {"safe": "green", "idempotent": "cyan", "keyed": "yellow", "unsafe": "red"}
+
+
+def console():
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    # In a pipe: no colour, and no wrapping at 80 columns.
+    return Console(highlight=False, width=int(os.environ.get("COLUMNS", 0)) or 1000, no_color=True, color_system=None)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _status_style(status: int | None) -> str:
+    if status is None:
+        return "red"
+    return "green" if status < 300 else "yellow" if status < 400 else "red"
+
+
+def flows_table(rows: list[dict]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    con = console()
+    table = Table(box=box.SIMPLE_HEAD if con.is_terminal else None, pad_edge=False, show_edge=False)
+    for name, justify in [
+        ("id", "right"), ("time", "left"), ("method", "left"), ("status", "right"), ("host", "left"),
+        ("path", "left"), ("size", "right"), ("duration", "right"), ("safety", "left"),
+    ]:  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=name != "path")
+    for r in rows:
+        status = str(r["status"]) if r["status"] is not None else "-"
+        duration = f"{r['duration_ms']:.0f} ms" if r["duration_ms"] is not None else "-"
+        table.add_row(
+            str(r["id"]),
+            r["started_at"].replace("T", " ")[:19],
+            r["method"],
+            f"[{_status_style(r['status'])}]{status}[/]",
+            r["host"] or "",
+            r["path"] or "",
+            human_size(r["response_size"]),
+            duration,
+            f"[{SAFETY_STYLE[r['safety']]}]{r['safety']}[/]",
+        )
+    if not rows:
+        con.print("no flows recorded yet", style="dim")
+        return
+    con.print(table)
+
+
+def show_flow(flow: dict, replays: list[dict]) -> None:
+    con = console()
+    safety = classify(flow["method"], flow["idempotency_key"])
+    duration = f"{flow['duration_ms']:.1f} ms" if flow["duration_ms"] is not None else "-"
+    con.print(
+        f"[bold]flow {flow['id']}[/]  {flow['started_at']}  {duration}  [{SAFETY_STYLE[safety]}]{safety}[/]",
+        markup=True,
+    )
+    if flow["replay_of"]:
+        con.print(f"replay of flow {flow['replay_of']}", style="dim")
+    con.print()
+    con.print(f"[bold]{flow['method']}[/] {_escape(flow['url'])} {flow['http_version'] or ''}")
+    _headers(con, flow["request_headers"])
+    _body(con, flow, "request")
+    con.print()
+    if flow["status"] is None:
+        con.print(f"[red]no response[/]: {_escape(flow['error'] or 'unknown error')}")
+    else:
+        con.print(
+            f"{flow['response_http_version'] or ''} [{_status_style(flow['status'])}]{flow['status']}[/] {_escape(flow['reason'] or '')}"
+        )
+        _headers(con, flow["response_headers"])
+        _body(con, flow, "response")
+        if flow["error"]:
+            con.print(f"[red]error[/]: {_escape(flow['error'])}")
+    if replays:
+        con.print()
+        con.print(f"replayed {len(replays)} time{'s' if len(replays) != 1 else ''}:")
+        for r in replays:
+            con.print(f"  flow {r['id']}  {r['started_at']}  {_escape(r['target'] or '')}  {r['status'] or '-'}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _headers(con, headers: list) -> None:
+    for name, value in headers:
+        con.print(f"[cyan]{_escape(name)}[/]: {_escape(value)}", soft_wrap=True)
+
+
+def _body(con, flow: dict, side: str) -> None:
+    view = body_view(flow, side)
+    notes = []
+    if flow[f"{side}_truncated"]:
+        notes.append(f"truncated: the first {len(flow[f'{side}_body']):,} of {flow[f'{side}_size']:,} bytes were stored")
+    if flow[f"{side}_redacted"]:
+        notes.append("secrets in this body were redacted before it was stored")
+    if view is None or (not view.data and not notes):
+        return
+    con.print()
+    if view.note:
+        notes.append(view.note)
+    for note in notes:
+        con.print(f"[dim]\\[{_escape(note)}][/]")
+    _pretty_body(con, view, flow[f"{side}_sha256"])
+
+
+def _pretty_body(con, view: BodyView, sha256: str | None) -> None:
+    ctype = view.content_type.lower()
+    if view.text is None:
+        if view.note and "raw bytes" in view.note:
+            con.print(_escape(repr(view.data[:2048])[2:-1]), soft_wrap=True)
+            return
+        con.print(
+            f"[dim]\\[binary body: {len(view.data):,} bytes, {_escape(view.content_type or 'no content type')}"
+            f"{', sha256 ' + sha256[:16] if sha256 else ''}][/]"
+        )
+        return
+    text = view.text
+    if "json" in ctype or text.lstrip()[:1] in ("{", "["):
+        try:
+            pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+        else:
+            if con.is_terminal:
+                from rich.syntax import Syntax
+
+                con.print(Syntax(pretty, "json", theme="ansi_dark", background_color="default", word_wrap=True))
+            else:
+                con.print(pretty, markup=False, soft_wrap=True)
+            return
+    if "x-www-form-urlencoded" in ctype:
+        for name, value in parse_qsl(text, keep_blank_values=True):
+            con.print(f"[cyan]{_escape(name)}[/] = {_escape(value)}", soft_wrap=True)
+        return
+    con.print(text, markup=False, soft_wrap=True)
+
+
+__all__ = ["flows_table", "show_flow", "header"]

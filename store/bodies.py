@@ -1,0 +1,130 @@
+"""Body decoding on read: content-encodings and charsets, capped, never raising.
+
+mitmproxy.net.encoding.decode has no output limit, so a small gzip bomb would
+expand to gigabytes; these decoders stop at ``cap`` bytes and say so.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+DEFAULT_DECODE_CAP = 64 * 1024 * 1024
+
+
+@dataclass
+class Decoded:
+    data: bytes  # the decoded bytes (or the raw bytes when decoding failed)
+    note: str | None = None  # why the bytes are raw, or that they were cut off
+    capped: bool = False
+
+
+def decode_content(
+    raw: bytes, encoding: str | None, cap: int = DEFAULT_DECODE_CAP, partial_ok: bool = False
+) -> Decoded:
+    """Undo Content-Encoding (possibly several, e.g. ``gzip, br``).
+
+    ``partial_ok`` accepts a stream that ends early (a body stored as its prefix).
+    """
+    if not encoding or not raw:
+        return Decoded(raw)
+    data = raw
+    capped = False
+    for enc in reversed([e.strip().lower() for e in encoding.split(",") if e.strip()]):
+        if enc == "identity":
+            continue
+        try:
+            data, cut = _DECODERS[enc](data, cap, partial_ok)
+        except KeyError:
+            return Decoded(raw, f"unknown content-encoding {enc!r}; showing the raw bytes")
+        except Exception as e:  # any broken stream: show what was on the wire
+            return Decoded(raw, f"broken {enc} encoding ({type(e).__name__}: {e}); showing the raw bytes")
+        capped = capped or cut
+    note = f"decoded body cut off at {cap:,} bytes" if capped else None
+    return Decoded(data, note, capped)
+
+
+def _zlib(wbits: int):
+    def decode(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, bool]:
+        d = zlib.decompressobj(wbits)
+        out = d.decompress(data, cap)
+        if d.unconsumed_tail:
+            return out, True
+        if not d.eof and not partial_ok:
+            raise ValueError("stream ends early")
+        return out, False
+
+    return decode
+
+
+def _deflate(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, bool]:
+    try:
+        return _zlib(zlib.MAX_WBITS)(data, cap, partial_ok)
+    except zlib.error:  # servers often send raw deflate without the zlib header
+        return _zlib(-zlib.MAX_WBITS)(data, cap, partial_ok)
+
+
+def _brotli(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, bool]:
+    import brotli
+
+    d = brotli.Decompressor()
+    out = bytearray()
+    # brotli has no output limit: feed small pieces and stop once over the cap.
+    for i in range(0, len(data), 256):
+        out += d.process(data[i : i + 256])
+        if len(out) > cap:
+            return bytes(out[:cap]), True
+    if not d.is_finished() and not partial_ok:
+        raise ValueError("stream ends early")
+    return bytes(out), False
+
+
+def _zstd(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, bool]:
+    import io
+
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    out = reader.read(cap + 1)
+    return (out[:cap], True) if len(out) > cap else (out, False)
+
+
+_DECODERS = {
+    "gzip": _zlib(16 + zlib.MAX_WBITS),
+    "x-gzip": _zlib(16 + zlib.MAX_WBITS),
+    "deflate": _deflate,
+    "br": _brotli,
+    "zstd": _zstd,
+}
+
+
+def charset_of(content_type: str | None) -> str:
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip("\"' ").lower()
+    return "utf-8"
+
+
+TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded", "event-stream", "ndjson", "yaml", "graphql")
+
+
+def looks_textual(content_type: str | None, data: bytes) -> bool:
+    ctype = (content_type or "").lower()
+    if any(t in ctype for t in TEXT_TYPES):
+        return True
+    if ctype and not ctype.startswith("application/octet-stream"):
+        if ctype.startswith(("image/", "audio/", "video/", "font/")) or "protobuf" in ctype or "zip" in ctype:
+            return False
+    return b"\x00" not in data[:1024]
+
+
+def to_text(data: bytes, content_type: str | None) -> tuple[str | None, str | None]:
+    """(text, note): text is None for binary or undecodable bodies."""
+    if not looks_textual(content_type, data):
+        return None, None
+    charset = charset_of(content_type)
+    try:
+        return data.decode(charset), None
+    except LookupError:
+        return None, f"unknown charset {charset!r}"
+    except UnicodeDecodeError as e:
+        return None, f"not valid {charset} (byte {e.start}); showing the raw bytes"

@@ -1,0 +1,59 @@
+"""The schema, grown by numbered migrations that are never edited once released.
+
+Later migrations repair earlier ones. ``KNOWN_MIGRATIONS`` in ``database.py`` must
+list every name registered here (a test checks it), so that opening a database
+for reading can tell "up to date" from "newer than this repost" without
+importing sqlite-utils.
+"""
+
+from sqlite_utils import Database, Migrations
+
+MIGRATION_SET = "repost"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    # Plain names and types, so that `datasette repost.db` or
+    # `sqlite-utils rows repost.db flows` read it with no help from repost.
+    db.execute(
+        """
+        CREATE TABLE flows (
+            id INTEGER PRIMARY KEY,
+            flow_id TEXT,
+            started_at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            url TEXT NOT NULL,
+            scheme TEXT,
+            host TEXT,
+            port INTEGER,
+            path TEXT,
+            query TEXT,
+            http_version TEXT,
+            request_headers TEXT,
+            request_body BLOB,
+            request_content_encoding TEXT,
+            request_size INTEGER,
+            request_sha256 TEXT,
+            request_truncated INTEGER NOT NULL DEFAULT 0,
+            request_redacted INTEGER NOT NULL DEFAULT 0,
+            idempotency_key TEXT,
+            status INTEGER,
+            reason TEXT,
+            response_http_version TEXT,
+            response_headers TEXT,
+            response_body BLOB,
+            response_content_encoding TEXT,
+            response_size INTEGER,
+            response_sha256 TEXT,
+            response_truncated INTEGER NOT NULL DEFAULT 0,
+            response_redacted INTEGER NOT NULL DEFAULT 0,
+            duration_ms REAL,
+            error TEXT,
+            replay_of INTEGER REFERENCES flows(id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_flows_flow_id ON flows(flow_id)")
+    db.execute("CREATE INDEX idx_flows_replay_of ON flows(replay_of)")

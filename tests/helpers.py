@@ -1,0 +1,122 @@
+"""Shared test helpers: ports, waiting with a deadline, a real `repost record` process."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll until condition() is truthy; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class RecordingProxy:
+    """`repost record` as a real subprocess on a loopback port."""
+
+    def __init__(self, db: Path, confdir: Path, *args: str, env: dict | None = None, host_check: str = "127.0.0.1"):
+        self.db = Path(db)
+        self.port = free_port()
+        self.log = Path(str(db) + ".proxy.log")
+        cmd = [
+            sys.executable, "-m", "repost.cli", "record", "--db", str(db),
+            "--listen-port", str(self.port), "--set", f"confdir={confdir}", *args,
+        ]  # fmt: skip
+        self._log_file = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            wait_for(lambda: port_open(self.port, host_check) or self.proc.poll() is not None, 20, what="proxy to listen")
+        except AssertionError:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:
+            raise AssertionError(f"proxy exited early:\n{self.output()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._log_file.close()
+
+
+def repost(*args: str, input: str | None = None):
+    """Run the CLI in-process, as a user would, and return click's Result."""
+    from repost.cli.main import cli
+
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def list_json(db: Path, *args: str) -> list[dict]:
+    result = repost("list", "--db", str(db), "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def show_json(db: Path, flow_id: int) -> dict:
+    result = repost("show", str(flow_id), "--db", str(db), "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def count_flows(db: Path) -> int:
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT count(*) FROM flows").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def stop_signal(name: str) -> int:
+    return getattr(signal, name)

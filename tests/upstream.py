@@ -1,0 +1,167 @@
+"""A real upstream HTTP(S) server for the tests: aiohttp on 127.0.0.1, in a thread.
+
+Routes:
+  /echo (any method)   answers JSON describing the request: method, path, query,
+                       headers, body text; reflecting secrets the way echo
+                       services and OAuth endpoints do.
+  /gzip                answers a gzip-encoded JSON body with a marker word.
+  /cookie              answers with a Set-Cookie header.
+  /status/{code}       answers that status.
+Everything else behaves like /echo.
+"""
+
+import asyncio
+import gzip
+import json
+import ssl
+import threading
+
+from aiohttp import web
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    doc = {
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "headers": dict(request.headers),
+        "body": body.decode("utf-8", "replace"),
+        "http_version": f"{request.version.major}.{request.version.minor}",
+    }
+    return web.json_response(doc, status=201 if request.method == "POST" else 200)
+
+
+async def gzipped(request: web.Request) -> web.Response:
+    await request.read()
+    payload = json.dumps({"word": "zanzibarquokka", "items": [1, 2, 3]}).encode()
+    return web.Response(
+        body=gzip.compress(payload),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+
+async def cookie(request: web.Request) -> web.Response:
+    await request.read()
+    resp = web.json_response({"access_token": request.query.get("issue", "none"), "token_type": "bearer"})
+    resp.headers["Set-Cookie"] = f"session={request.query.get('cookie', 'x')}; HttpOnly"
+    return resp
+
+
+async def status(request: web.Request) -> web.Response:
+    await request.read()
+    return web.json_response({"status": int(request.match_info["code"])}, status=int(request.match_info["code"]))
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_route("*", "/gzip", gzipped)
+    app.router.add_route("*", "/cookie", cookie)
+    app.router.add_route("*", "/status/{code}", status)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+class Upstream:
+    """Runs an aiohttp app on its own event loop in a daemon thread."""
+
+    def __init__(self, app: web.Application | None = None, ssl_context: ssl.SSLContext | None = None):
+        self.app = app or make_app()
+        self.ssl_context = ssl_context
+        self.port: int | None = None
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> "Upstream":
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("upstream did not start")
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        runner = web.AppRunner(self.app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner = runner
+        self._started.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        async def shutdown():
+            await self._runner.cleanup()
+
+        fut = asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+        fut.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+async def asgi_echo(scope, receive, send):
+    """The /echo route as an ASGI app, for hypercorn (an upstream that speaks HTTP/2)."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    doc = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "body": body.decode("utf-8", "replace"),
+        "http_version": scope["http_version"],
+    }
+    payload = json.dumps(doc).encode()
+    await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class H2Upstream:
+    """hypercorn over TLS on 127.0.0.1, offering h2 and http/1.1, in a daemon thread."""
+
+    def __init__(self, cert_file: str, key_file: str):
+        from hypercorn.config import Config
+
+        self.config = Config()
+        self.config.bind = ["127.0.0.1:0"]
+        self.config.certfile = cert_file
+        self.config.keyfile = key_file
+        self.config.accesslog = None
+        self.port: int | None = None
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> "H2Upstream":
+        import socket
+
+        with socket.socket() as s:  # hypercorn does not report an ephemeral port back
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.config.bind = [f"127.0.0.1:{self.port}"]
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from hypercorn.asyncio import serve
+
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(serve(asgi_echo, self.config, shutdown_trigger=self._stop.wait))
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
