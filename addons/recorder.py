@@ -8,8 +8,9 @@ Options: ``repost_db``, ``repost_methods`` (``POST``; a list such as
 ``POST,PUT,PATCH,DELETE``, or ``ALL``), ``repost_filter`` (a mitmproxy filter
 expression), ``repost_keep_secrets``, ``repost_max_body`` (``10m``).
 
-The hooks only hand the finished flow to a writer thread; redaction, hashing
-and the SQLite commit happen there, so recording never slows or fails a request.
+The hooks only take a snapshot of the finished flow; redaction, hashing and the
+SQLite commit happen in a writer process (store/writer_process.py), so
+recording never slows or fails a request.
 """
 
 import logging
@@ -18,9 +19,9 @@ import os
 from mitmproxy import ctx, exceptions, flowfilter, http
 
 from repost.store.errors import StoreError
-from repost.store.redact import Redactor, load_key
+from repost.store.database import open_database
 from repost.store.sizes import parse_size
-from repost.store.writer import FlowWriter
+from repost.store.writer_process import WriterProcess
 
 log = logging.getLogger("repost")
 
@@ -42,7 +43,7 @@ def parse_methods(spec: str) -> frozenset[bytes] | None:
 
 class Recorder:
     def __init__(self) -> None:
-        self.writer: FlowWriter | None = None
+        self.writer: WriterProcess | None = None
         self.methods: frozenset[bytes] | None = frozenset({b"POST"})
         self.filter: flowfilter.TFilter | None = None
 
@@ -77,10 +78,13 @@ class Recorder:
             max_body = parse_size(ctx.options.repost_max_body)
         except ValueError as e:
             raise exceptions.OptionsError(f"repost_max_body: {e}") from e
-        redactor = None if ctx.options.repost_keep_secrets else Redactor(load_key())
         old = self.writer
         try:
-            self.writer = FlowWriter(ctx.options.repost_db, redactor=redactor, max_body=max_body)
+            # Checked here, so that a bad file is refused before the proxy listens.
+            open_database(ctx.options.repost_db, create=True).close()
+            self.writer = WriterProcess(
+                ctx.options.repost_db, keep_secrets=ctx.options.repost_keep_secrets, max_body=max_body
+            )
         except (StoreError, OSError) as e:
             raise exceptions.OptionsError(f"repost_db: {e}") from e
         if old is not None:

@@ -25,40 +25,63 @@ COLUMNS = (
 INSERT_SQL = f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
+def snapshot(flow, replay_of: int | None = None) -> tuple:
+    """The raw values of a finished flow, taken on the proxy's event loop.
+
+    Only immutable bytes, ints and tuples of bytes: cheap to take, safe to read
+    from another thread, and invisible to the garbage collector (holding the
+    flow objects themselves until the writer's next batch measured ~10% slower).
+    """
+    rd = flow.request.data
+    resp = flow.response
+    err = flow.error
+    sd = resp.data if resp is not None else None
+    return (
+        flow.id, rd.timestamp_start, rd.method, rd.scheme, rd.host, rd.port, rd.path, rd.http_version,
+        rd.headers.fields, rd.content,
+        None if sd is None else (
+            sd.status_code, sd.reason, sd.http_version, sd.headers.fields, sd.content,
+            sd.timestamp_end or sd.timestamp_start,
+        ),
+        None if err is None else (err.msg, err.timestamp),
+        replay_of,
+    )  # fmt: skip
+
+
 def flow_to_row(flow, redactor: Redactor | None, max_body: int, replay_of: int | None = None) -> tuple:
-    req = flow.request
-    rd = req.data
-    scheme = rd.scheme.decode()
-    host, port = rd.host, rd.port
-    target = _text_of_target(rd.path)
+    return row_from_snapshot(snapshot(flow, replay_of), redactor, max_body)
+
+
+def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> tuple:
+    flow_id, started, method, scheme, host, port, raw_target, http_version, fields, content, resp, err, replay_of = snap
+    scheme = scheme.decode()
+    target = _text_of_target(raw_target)
     path, sep, query = target.partition("?")
-    if redactor and sep and redactor.may_hold_secret(rd.path):
+    if redactor and sep and redactor.may_hold_secret(raw_target):
         query = redactor.query(query)
     url = f"{scheme}://{_authority(scheme, host, port)}{path}{sep}{query}"
-    req_headers, ikey = _headers(rd.headers.fields, redactor)
-    req_ctype = rd.headers.get("content-type", "")
-    req_body = _body(rd.content, rd.headers.get("content-encoding"), req_ctype, redactor, max_body)
+    req_headers, ikey, req_ctype, req_encoding = _headers(fields, redactor)
+    req_body = _body(content, req_encoding, req_ctype, redactor, max_body)
 
-    resp = flow.response
-    error = flow.error.msg if flow.error else None
     if resp is not None:
-        sd = resp.data
+        status, reason, resp_version, resp_fields, resp_content, ended = resp
+        resp_headers, _, resp_ctype, resp_encoding = _headers(resp_fields, redactor)
         resp_part = (
-            sd.status_code,
-            sd.reason.decode("utf-8", "replace"),
-            sd.http_version.decode(),
-            _headers(sd.headers.fields, redactor)[0],
-            *_body(sd.content, sd.headers.get("content-encoding"), sd.headers.get("content-type", ""), redactor, max_body),
+            status,
+            reason.decode("utf-8", "replace"),
+            resp_version.decode(),
+            resp_headers,
+            *_body(resp_content, resp_encoding, resp_ctype, redactor, max_body),
         )
-        ended = sd.timestamp_end or sd.timestamp_start or time.time()
     else:
         resp_part = (None,) * 8 + (0, 0)  # no status, headers or body; not truncated or redacted
-        ended = flow.error.timestamp if flow.error else time.time()
-    started = rd.timestamp_start
+        ended = None
+    if ended is None:
+        ended = err[1] if err else time.time()
     return (
-        flow.id, iso_utc(started), rd.method.decode(), url, scheme, host, port, path, query,
-        rd.http_version.decode(), req_headers, *req_body, ikey,
-        *resp_part, round((ended - started) * 1000, 3), error, replay_of,
+        flow_id, iso_utc(started), method.decode(), url, scheme, host, port, path, query,
+        http_version.decode(), req_headers, *req_body, ikey,
+        *resp_part, round((ended - started) * 1000, 3), err[0] if err else None, replay_of,
     )  # fmt: skip
 
 
@@ -77,11 +100,13 @@ def _authority(scheme: str, host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None]:
-    """Headers as JSON ``[[name, value], ...]`` (redacted) and the Idempotency-Key, if any."""
+def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None, str, str | None]:
+    """(headers as JSON ``[[name, value], ...]``, redacted; Idempotency-Key; Content-Type; Content-Encoding).
 
+    One pass over the raw fields: mitmproxy's own ``headers.get`` costs more than all of this.
+    """
     pairs = []
-    ikey = None
+    noted = {}
     for k, v in fields:
         name = k.decode("latin-1")
         try:
@@ -90,10 +115,20 @@ def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None]:
             value = v.decode("latin-1")
         if redactor:
             value = redactor.header_value(name, value)
-        if name.lower() == "idempotency-key":
-            ikey = value
+        lname = name.lower()
+        if lname in _NOTED_HEADERS and lname not in noted:
+            noted[lname] = value
         pairs.append([name, value])
-    return json.dumps(pairs, ensure_ascii=False), ikey
+    return (
+        _encode_json(pairs),
+        noted.get("idempotency-key"),
+        noted.get("content-type", ""),
+        noted.get("content-encoding"),
+    )
+
+
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(**kw) builds an encoder per call
+_NOTED_HEADERS = frozenset({"idempotency-key", "content-type", "content-encoding"})
 
 
 def _body(raw: bytes | None, encoding: str | None, content_type: str, redactor, max_body: int) -> tuple:

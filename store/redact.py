@@ -26,9 +26,9 @@ _SECRET_EXACT = {"auth", "pwd", "sid", "xauth"}
 _NOT_SECRET = {"idempotencykey"}
 
 # Cheap test on raw bytes: most bodies contain none of these and skip parsing.
-_MAYBE_SECRET = re.compile(
-    rb"(?i)pass|secret|token|api.?key|private.?key|credential|cookie|auth|session|signature|pwd|sid"
-)
+# Every name is_secret_name accepts contains one of them (tests/test_redact.py
+# checks it); lower() plus substring tests is 4-10x faster than one regex.
+_MAYBE_SECRET_WORDS = (b"pass", b"secret", b"token", b"key", b"credential", b"cookie", b"auth", b"session", b"signature", b"pwd", b"sid")
 
 
 @lru_cache(maxsize=4096)
@@ -93,7 +93,11 @@ class Redactor:
     # -- bodies ----------------------------------------------------------------
 
     def may_hold_secret(self, data: bytes) -> bool:
-        return _MAYBE_SECRET.search(data) is not None
+        low = data.lower()
+        for word in _MAYBE_SECRET_WORDS:
+            if word in low:
+                return True
+        return False
 
     def body(self, data: bytes, content_type: str) -> bytes | None:
         """Redacted bytes of a decoded body, or None when nothing needed redacting."""

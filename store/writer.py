@@ -1,20 +1,23 @@
-"""The batched writer: one thread owns the SQLite connection and commits what
-the proxy hands it, every ``interval`` seconds or ``batch_size`` rows.
+"""Writing flows to SQLite in batches: converting snapshots to rows, committing,
+retrying when the database fails, salvaging rows that cannot be stored whole.
 
-The proxy's hooks only append to a deque (atomic under the GIL, no lock, no
-wake-up), so recording adds next to nothing to a request's latency. A failed
-commit (disk full, read-only file, a lock held too long) keeps the rows and
-retries on the next tick, logging loudly; nothing is dropped until the backlog
-passes ``max_backlog`` rows, and then the loss is counted and logged.
+``BatchWriter`` does the work synchronously; ``FlowWriter`` runs it on a thread
+for callers in this process (the CLI). The recording proxy runs a
+``BatchWriter`` in a separate process instead (``writer_process.py``), because
+any Python work on a thread of the proxy's process competes for its GIL.
+
+A failed commit (disk full, read-only file, a lock held too long) keeps the rows
+and retries on the next batch, logging loudly; nothing is dropped until the
+backlog passes ``max_backlog`` rows, and then the loss is counted and logged.
 """
 
 import logging
 import sqlite3
-import threading
 import time
+import threading
 from collections import deque
 
-from .capture import COLUMNS, INSERT_SQL, flow_to_row
+from .capture import COLUMNS, INSERT_SQL, row_from_snapshot, snapshot
 from .database import open_database
 from .redact import Redactor
 from .timefmt import iso_utc
@@ -27,70 +30,59 @@ ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
 UPDATE_ERROR_SQL = "UPDATE flows SET error = ? WHERE flow_id = ? AND error IS NULL"
 
 
-class FlowWriter:
-    def __init__(
-        self,
-        path: str,
-        *,
-        redactor: Redactor | None,
-        max_body: int,
-        interval: float = 0.1,
-        batch_size: int = 500,
-        max_backlog: int = 200_000,
-    ):
+def error_update(flow_id: str, message: str) -> tuple:
+    """An error that came after the flow was handed over (e.g. the client left)."""
+    return (message, flow_id)
+
+
+class BatchWriter:
+    def __init__(self, path: str, *, redactor: Redactor | None, max_body: int, max_backlog: int = 200_000):
         self.path = path
         self.redactor = redactor
         self.max_body = max_body
-        self.interval = interval
-        self.batch_size = batch_size
         self.max_backlog = max_backlog
         self.written = 0
         self.lost = 0
         self.last_error: str | None = None
-        self._queue: deque = deque()
         self._unwritten: list[tuple] = []  # converted rows whose commit failed
         self._updates: list[tuple] = []
         self._conn = open_database(path, create=True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="repost-writer", daemon=True)
-        self._thread.start()
 
-    # -- called on the proxy's event loop: keep these trivial --------------------
+    def write(self, items) -> bool:
+        """Convert and commit snapshots and error updates, with any backlog first.
 
-    def submit(self, flow, replay_of: int | None = None) -> None:
-        self._queue.append((flow, replay_of))
+        False when the database failed: the rows are kept for the next call."""
+        rows = self._unwritten
+        self._unwritten = []
+        for item in items:
+            if len(item) == 2:
+                self._updates.append(item)
+            else:
+                rows.append(self._row(item))
+        if not rows and not self._updates:
+            return True
+        if self._commit(rows):
+            return True
+        self._keep(rows)
+        return False
 
-    def submit_error(self, flow_id: str, message: str) -> None:
-        """An error that came after the flow was already handed over (e.g. the client left)."""
-        self._queue.append((None, (message, flow_id)))
+    @property
+    def backlog(self) -> int:
+        return len(self._unwritten)
 
-    # -- the writer thread -------------------------------------------------------
+    def close(self) -> None:
+        if self._unwritten or self._updates:
+            self.write([])  # one last try
+        self.lost += len(self._unwritten)
+        self._unwritten = []
+        self._conn.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-        self.flush()
-
-    def flush(self) -> None:
-        while self._queue or self._unwritten or self._updates:
-            rows = self._unwritten
-            self._unwritten = []
-            while self._queue and len(rows) < self.batch_size:
-                flow, extra = self._queue.popleft()
-                if flow is None:
-                    self._updates.append(extra)
-                else:
-                    rows.append(self._row(flow, extra))
-            if not self._commit(rows):
-                self._keep(rows)
-                return  # try again next tick
-
-    def _row(self, flow, replay_of) -> tuple:
+    def _row(self, snap: tuple) -> tuple:
         try:
-            return flow_to_row(flow, self.redactor, self.max_body, replay_of)
+            return row_from_snapshot(snap, self.redactor, self.max_body)
         except Exception as e:  # a bug must not cost the flow: keep what is certain
-            log.error("repost: could not convert flow %s (%s: %s); storing it without bodies", flow.id, type(e).__name__, e)
-            return _minimal_row(flow, f"repost could not record this flow fully: {type(e).__name__}: {e}")
+            log.error("repost: could not convert flow %s (%s: %s); storing it without bodies", snap[0], type(e).__name__, e)
+            return _minimal_row(snap, f"repost could not record this flow fully: {type(e).__name__}: {e}")
 
     def _commit(self, rows: list[tuple]) -> bool:
         try:
@@ -135,22 +127,53 @@ class FlowWriter:
             log.error("repost: backlog full, %d flows dropped (%d in all)", overflow, self.lost)
             rows = rows[overflow:]
         self._unwritten = rows
-        time.sleep(0)  # let the proxy run before the next attempt
+
+
+class FlowWriter:
+    """A BatchWriter on its own thread, fed through a deque (for use in this process)."""
+
+    def __init__(self, path: str, *, redactor: Redactor | None, max_body: int, interval: float = 0.1):
+        self.batch = BatchWriter(path, redactor=redactor, max_body=max_body)
+        self.path = path
+        self.interval = interval
+        self._queue: deque = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="repost-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, flow, replay_of: int | None = None) -> None:
+        self._queue.append(snapshot(flow, replay_of))
+
+    def submit_error(self, flow_id: str, message: str) -> None:
+        self._queue.append(error_update(flow_id, message))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        while self._queue or self.batch.backlog:
+            items = [self._queue.popleft() for _ in range(min(500, len(self._queue)))]
+            if not self.batch.write(items):
+                return
 
     def close(self) -> None:
-        """Flush everything and close. Safe to call twice."""
         if self._stop.is_set():
             return
         self._stop.set()
         self._thread.join()
-        if self._queue or self._unwritten:
-            self.flush()  # one more try
-        self.lost += len(self._unwritten) + len(self._queue)
-        self._conn.close()
+        self.flush()
+        self.batch.lost += len(self._queue)
+        self.batch.close()
 
     @property
-    def pending(self) -> int:
-        return len(self._queue) + len(self._unwritten)
+    def written(self) -> int:
+        return self.batch.written
+
+    @property
+    def lost(self) -> int:
+        return self.batch.lost
 
 
 def _salvage(row: tuple, error: str) -> tuple:
@@ -168,15 +191,15 @@ def _plain(value):
     return value.encode("utf-8", "replace").decode() if isinstance(value, str) else value
 
 
-def _minimal_row(flow, error: str) -> tuple:
+def _minimal_row(snap: tuple, error: str) -> tuple:
+    flow_id, started, method, scheme, host, port = snap[:6]
     values = dict.fromkeys(COLUMNS)
-    req = flow.request
     values.update(
-        flow_id=flow.id,
-        started_at=iso_utc(req.timestamp_start),
-        method=req.data.method.decode("latin-1"),
-        url=req.url.split("?")[0],
-        host=req.host,
+        flow_id=flow_id,
+        started_at=iso_utc(started),
+        method=method.decode("latin-1"),
+        url=f"{scheme.decode('latin-1')}://{host}:{port}/",
+        host=host,
         error=error,
         request_truncated=0,
         request_redacted=0,

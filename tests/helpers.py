@@ -66,7 +66,8 @@ class RecordingProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        self._log_file.flush()
+        if not self._log_file.closed:
+            self._log_file.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
