@@ -13,8 +13,10 @@ SQLite commit happen in a writer process (store/writer_process.py), so
 recording never slows or fails a request.
 """
 
+import asyncio
 import logging
 import os
+import sys
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 
@@ -26,6 +28,7 @@ from repost.store.writer_process import WriterProcess
 log = logging.getLogger("repost")
 
 DEFAULT_MAX_BODY = "10m"
+SHUTDOWN_GRACE_SECONDS = 3.0
 
 
 def parse_methods(spec: str) -> frozenset[bytes] | None:
@@ -46,6 +49,10 @@ class Recorder:
         self.writer: WriterProcess | None = None
         self.methods: frozenset[bytes] | None = frozenset({b"POST"})
         self.filter: flowfilter.TFilter | None = None
+        # Flows with a recorded method between request and response: shutdown waits for them.
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._closed = False
 
     def load(self, loader) -> None:
         loader.add_option("repost_db", str, os.environ.get("REPOST_DB") or "repost.db", "SQLite file to record into.")
@@ -97,13 +104,32 @@ class Recorder:
 
     # Hooks stay thin: decide, then hand the flow over.
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        if self.methods is None or flow.request.data.method in self.methods:
+            flow.metadata["repost_in_flight"] = True
+            self.in_flight += 1
+            self._idle.clear()
+
+    def _landed(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.pop("repost_in_flight", False):
+            self.in_flight -= 1
+            if self.in_flight <= 0:
+                self._idle.set()
+
     def response(self, flow: http.HTTPFlow) -> None:
+        self._landed(flow)
         if self.writer is not None and self._wanted(flow):
+            if self._closed:
+                # Shutting down and the writer is gone: an answer the client got
+                # must be on record, so this one is not given.
+                flow.kill()
+                return
             flow.metadata["repost_recorded"] = True
             self.writer.submit(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if self.writer is None or flow.error is None:
+        self._landed(flow)
+        if self.writer is None or flow.error is None or self._closed:
             return
         if flow.metadata.get("repost_recorded"):
             self.writer.submit_error(flow.id, flow.error.msg)
@@ -111,14 +137,26 @@ class Recorder:
             flow.metadata["repost_recorded"] = True
             self.writer.submit(flow)
 
-    def done(self) -> None:
-        # Logging is shut down by now: report straight to stderr.
-        if self.writer is not None:
-            self.writer.close()
-            if self.writer.lost:
-                import sys
+    async def done(self) -> None:
+        if self.writer is None:
+            return
+        # Let flows already under way finish and be recorded (at most a few seconds).
+        if self.in_flight > 0:
+            try:
+                await asyncio.wait_for(self._idle.wait(), SHUTDOWN_GRACE_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+        self._closed = True
+        self.close()
 
-                print(f"repost: {self.writer.lost} flows could NOT be recorded to {self.writer.path}", file=sys.stderr)
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self._closed = True
+        self.writer.close()
+        if self.writer.lost:
+            # Logging is shut down by now: report straight to stderr.
+            print(f"repost: {self.writer.lost} flows could NOT be recorded to {self.writer.path}", file=sys.stderr)
 
 
 addons = [Recorder()]

@@ -68,8 +68,7 @@ async def run_recording_proxy(settings: dict, extra: list[str], quiet: bool = Fa
         opts.set(*extra)
         opts.update(**settings)
     except (exceptions.OptionsError, KeyError) as e:
-        if recorder.writer is not None:
-            recorder.writer.close()
+        recorder.close()
         raise ProxyStartError(str(e).strip("'\"")) from None
 
     loop = asyncio.get_running_loop()
@@ -81,8 +80,7 @@ async def run_recording_proxy(settings: dict, extra: list[str], quiet: bool = Fa
     try:
         await master.run()
     finally:
-        if recorder.writer is not None:
-            recorder.writer.close()  # done() may not have run if start-up failed
+        recorder.close()  # done() does not run if start-up failed
     sys.stdout.flush()
     writer = recorder.writer
     return Summary(written=writer.written if writer else 0, lost=writer.lost if writer else 0)

@@ -134,8 +134,8 @@ class Redactor:
             }
         if isinstance(value, list):
             return [self.json_value(v) for v in value]
-        if isinstance(value, str) and "=" in value:
-            return self.query(value)  # a URL or form reflected in a string
+        if isinstance(value, str) and len(value) > 4 and self.may_hold_secret(value.encode("utf-8", "surrogateescape")):
+            return self.text(value)  # a URL, form or JSON document reflected in a string
         return value
 
     def text(self, text: str) -> str:

@@ -41,9 +41,13 @@ async def gzipped(request: web.Request) -> web.Response:
     )
 
 
+ISSUED_TOKEN = "CANARY-issued-9e0f"
+
+
 async def cookie(request: web.Request) -> web.Response:
     await request.read()
-    resp = web.json_response({"access_token": request.query.get("issue", "none"), "token_type": "bearer"})
+    # Like an OAuth token endpoint: the secret comes from the server, not the request.
+    resp = web.json_response({"access_token": ISSUED_TOKEN, "token_type": "bearer", "expires_in": 3600})
     resp.headers["Set-Cookie"] = f"session={request.query.get('cookie', 'x')}; HttpOnly"
     return resp
 
