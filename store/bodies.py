@@ -67,9 +67,15 @@ def _brotli(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, boo
 
     d = brotli.Decompressor()
     out = bytearray()
-    # brotli has no output limit: feed small pieces and stop once over the cap.
-    for i in range(0, len(data), 256):
-        out += d.process(data[i : i + 256])
+    # brotli (1.1, as mitmproxy pins it) has no output limit: feed it byte by byte
+    # while the output runs far ahead of the input (a bomb yields megabytes a byte),
+    # in larger pieces while the ratio looks like ordinary compressed text. One
+    # byte of a bomb can still yield 8 MB: the overshoot is bounded, not zero.
+    i = 0
+    while i < len(data):
+        step = 1 if len(out) > 64 * (i + 1) or i < 64 else 256
+        out += d.process(data[i : i + step])
+        i += step
         if len(out) > cap:
             return bytes(out[:cap]), True
     if not d.is_finished() and not partial_ok:
@@ -84,7 +90,15 @@ def _zstd(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, bool]
 
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
     out = reader.read(cap + 1)
-    return (out[:cap], True) if len(out) > cap else (out, False)
+    if len(out) > cap:
+        return out[:cap], True
+    # The reader returns a truncated stream's prefix without complaint: check the end.
+    if not partial_ok:
+        obj = zstandard.ZstdDecompressor().decompressobj()
+        obj.decompress(data)
+        if not obj.eof:
+            raise ValueError("stream ends early")
+    return out, False
 
 
 _DECODERS = {

@@ -37,9 +37,18 @@ def open_database(path: str | os.PathLike, *, create: bool = False) -> sqlite3.C
     elif path.is_dir():
         raise NotARepostDatabase(f"{path} is a directory, not a repost database")
     _check_header(path)
-    state = _inspect(path)
-    if state == "foreign":
-        raise NotARepostDatabase(f"{path} is a SQLite database of another program, not a repost database")
+    side_files = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    existed = [p.exists() for p in side_files]
+    try:
+        state = _inspect(path)
+        if state == "foreign":
+            raise NotARepostDatabase(f"{path} is a SQLite database of another program, not a repost database")
+    except Exception:
+        # Reading a WAL-mode file creates -wal/-shm beside it: leave no trace of a refused file.
+        for side, was_there in zip(side_files, existed):
+            if not was_there and side.exists() and side.stat().st_size in (0, 32768):
+                side.unlink(missing_ok=True)
+        raise
     conn = _connect(path)
     if state != "current":
         _migrate(conn)

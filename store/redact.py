@@ -20,8 +20,10 @@ from urllib.parse import unquote_plus
 REDACTED_PREFIX = "REDACTED-"
 
 # Normalised names (lower case, letters and digits only).
-_SECRET_PARTS = ("password", "passwd", "secret", "apikey", "privatekey", "credential", "cookie", "authorization")
-_SECRET_SUFFIXES = ("token", "sessionid", "signature")
+_SECRET_PARTS = (
+    "password", "passwd", "secret", "apikey", "privatekey", "credential", "cookie", "authorization", "signature",
+)  # fmt: skip
+_SECRET_SUFFIXES = ("token", "sessionid", "sessid")
 _SECRET_EXACT = {"auth", "pwd", "sid", "xauth"}
 _NOT_SECRET = {"idempotencykey"}
 
@@ -64,7 +66,11 @@ def load_key() -> bytes:
 class Redactor:
     def __init__(self, key: bytes):
         self._key = key
-        self._query_pair = re.compile(r"(^|[?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
+        # In a query string or a URL inside text: a name cannot hold "/", "?" or ":",
+        # so "https://x/reset-password?user=bob" names "user", not the whole URL.
+        self._query_pair = re.compile(r"(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
+        # In a form body, a value runs to the next "&" whatever it holds.
+        self._form_pair = re.compile(r"(^|&)([^=&]+)=([^&]*)")
         self._json_pair = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)')
         self._multipart_field = re.compile(
             r'(name="([^"]*)"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)(.*?)(\r?\n--)', re.S
@@ -82,13 +88,16 @@ class Redactor:
 
     def query(self, query: str) -> str:
         """Redact secret-named parameters in a query string, leaving the rest byte for byte."""
+        return self._query_pair.sub(self._pair, query)
 
-        def sub(m: re.Match) -> str:
-            if not is_secret_name(unquote_plus(m.group(2))) or m.group(3).startswith(REDACTED_PREFIX):
-                return m.group(0)
-            return f"{m.group(1)}{m.group(2)}={self.fingerprint(unquote_plus(m.group(3)))}"
+    def form(self, form: str) -> str:
+        """Redact secret-named fields of an urlencoded form, leaving the rest byte for byte."""
+        return self._form_pair.sub(self._pair, form)
 
-        return self._query_pair.sub(sub, query)
+    def _pair(self, m: re.Match) -> str:
+        if not is_secret_name(unquote_plus(m.group(2))) or m.group(3).startswith(REDACTED_PREFIX):
+            return m.group(0)
+        return f"{m.group(1)}{m.group(2)}={self.fingerprint(unquote_plus(m.group(3)))}"
 
     # -- bodies ----------------------------------------------------------------
 
@@ -108,9 +117,13 @@ class Redactor:
         if "multipart/" in ctype:
             new = self._multipart(text)
         elif "x-www-form-urlencoded" in ctype:
-            new = self.query(text)
+            new = self.form(text)
         else:
-            new = self._json_document(text) if "json" in ctype or text.lstrip()[:1] in ("{", "[") else None
+            new = None
+            if "json" in ctype or text.lstrip()[:1] in ("{", "["):
+                new = self._json_document(text)
+                if new is None and "\n" in text.strip():
+                    new = self._json_lines(text)
             if new is None:
                 new = self.text(text)
         if new == text:
@@ -118,11 +131,28 @@ class Redactor:
         return new.encode("utf-8", "surrogateescape")
 
     def _json_document(self, text: str) -> str | None:
+        """The document redacted; the text itself when nothing changed; None if not JSON."""
         try:
             doc = json.loads(text)
         except ValueError:
             return None
-        return json.dumps(self.json_value(doc), ensure_ascii=False)
+        redacted = self.json_value(doc)
+        # Re-serialised only when something changed: the stored bytes stay the wire bytes.
+        return text if redacted == doc else json.dumps(redacted, ensure_ascii=False)
+
+    def _json_lines(self, text: str) -> str | None:
+        """NDJSON: every non-empty line a JSON document, each redacted; None if it is not that."""
+        lines = text.split("\n")
+        out = []
+        for line in lines:
+            if not line.strip():
+                out.append(line)
+                continue
+            new = self._json_document(line)
+            if new is None:
+                return None
+            out.append(new)
+        return "\n".join(out)
 
     def json_value(self, value):
         if isinstance(value, dict):

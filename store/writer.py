@@ -19,6 +19,7 @@ from collections import deque
 
 from .capture import COLUMNS, INSERT_SQL, row_from_snapshot, snapshot
 from .database import open_database
+from .errors import StoreError
 from .redact import Redactor
 from .timefmt import iso_utc
 
@@ -46,6 +47,7 @@ class BatchWriter:
         self.last_error: str | None = None
         self._unwritten: list[tuple] = []  # converted rows whose commit failed
         self._updates: list[tuple] = []
+        self._reopen = False
         self._conn = open_database(path, create=True)
 
     def write(self, items) -> bool:
@@ -53,18 +55,20 @@ class BatchWriter:
 
         False when the database failed: the rows are kept for the next call."""
         rows = self._unwritten
-        self._unwritten = []
         for item in items:
             if len(item) == 2:
                 self._updates.append(item)
             else:
                 rows.append(self._row(item))
         if not rows and not self._updates:
+            self._unwritten = []
             return True
-        if self._commit(rows):
-            return True
-        self._keep(rows)
-        return False
+        if self._reopen and not self._reconnect():
+            self._keep(rows)
+            return False
+        left = self._commit(rows)
+        self._keep(left)
+        return not left
 
     @property
     def backlog(self) -> int:
@@ -84,7 +88,8 @@ class BatchWriter:
             log.error("repost: could not convert flow %s (%s: %s); storing it without bodies", snap[0], type(e).__name__, e)
             return _minimal_row(snap, f"repost could not record this flow fully: {type(e).__name__}: {e}")
 
-    def _commit(self, rows: list[tuple]) -> bool:
+    def _commit(self, rows: list[tuple]) -> list[tuple]:
+        """Write rows and error updates in one transaction; returns the rows not written."""
         try:
             with self._conn:
                 if rows:
@@ -93,32 +98,73 @@ class BatchWriter:
                     self._conn.executemany(UPDATE_ERROR_SQL, self._updates)
         except ROW_ERRORS:
             # One bad row must not hold back the batch: write them one by one.
-            rows = [self._insert_alone(row) for row in rows]
-            return self._commit([r for r in rows if r is not None])
+            return self._commit_one_by_one(rows)
         except sqlite3.Error as e:
-            if self.last_error != str(e):
-                log.error("repost: NOT RECORDING to %s: %s (%d flows waiting; retrying)", self.path, e, len(rows))
-            self.last_error = str(e)
-            return False
+            self._failing(e, len(rows))
+            return rows
+        self._working()
+        self.written += len(rows)
+        self._updates = []
+        return []
+
+    def _commit_one_by_one(self, rows: list[tuple]) -> list[tuple]:
+        for i, row in enumerate(rows):
+            try:
+                self._insert(row)
+            except ROW_ERRORS as e:
+                log.error("repost: flow %s could not be stored whole (%s); storing what is certain", row[0], e)
+                try:
+                    self._insert(_salvage(row, f"repost could not record this flow fully: {e}"))
+                except ROW_ERRORS as e2:
+                    self.lost += 1
+                    log.error("repost: flow %s could not be stored at all (%s)", row[0], e2)
+                except sqlite3.Error as e2:
+                    self._failing(e2, len(rows) - i)
+                    return rows[i:]
+            except sqlite3.Error as e:
+                self._failing(e, len(rows) - i)
+                return rows[i:]
+        try:
+            with self._conn:
+                self._conn.executemany(UPDATE_ERROR_SQL, self._updates)
+        except ROW_ERRORS as e:
+            log.error("repost: %d error notes could not be stored (%s)", len(self._updates), e)
+        except sqlite3.Error as e:
+            self._failing(e, 0)
+            return []
+        self._updates = []
+        self._working()
+        return []
+
+    def _insert(self, row: tuple) -> None:
+        with self._conn:
+            self._conn.execute(INSERT_SQL, row)
+        self.written += 1
+
+    def _failing(self, error: sqlite3.Error, waiting: int) -> None:
+        if self.last_error != str(error):
+            log.error("repost: NOT RECORDING to %s: %s (%d flows waiting; retrying)", self.path, error, waiting)
+        self.last_error = str(error)
+        # A file made read-only (or replaced) needs a new connection once it is fixed.
+        self._reopen = True
+
+    def _working(self) -> None:
         if self.last_error is not None:
             log.warning("repost: recording to %s again", self.path)
             self.last_error = None
-        self.written += len(rows)
-        self._updates = []
-        return True
 
-    def _insert_alone(self, row: tuple) -> tuple | None:
-        """The row if it can be inserted, else a minimal row that can; None once written."""
+    def _reconnect(self) -> bool:
         try:
-            with self._conn:
-                self._conn.execute(INSERT_SQL, row)
-        except ROW_ERRORS as e:
-            log.error("repost: flow %s could not be stored whole (%s); storing what is certain", row[0], e)
-            return _salvage(row, f"repost could not record this flow fully: {e}")
-        except sqlite3.Error:
-            return row  # the database itself is failing: the caller retries
-        self.written += 1
-        return None
+            conn = open_database(self.path, create=True)
+        except (StoreError, sqlite3.Error, OSError) as e:
+            if self.last_error != str(e):
+                log.error("repost: NOT RECORDING to %s: %s", self.path, e)
+            self.last_error = str(e)
+            return False
+        self._conn.close()
+        self._conn = conn
+        self._reopen = False
+        return True
 
     def _keep(self, rows: list[tuple]) -> None:
         overflow = len(rows) - self.max_backlog

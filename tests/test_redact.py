@@ -1,0 +1,265 @@
+"""Unit tests for store/redact.py: the secret-name rule, query and body redaction."""
+
+import json
+import re
+
+import pytest
+
+from repost.store import redact
+from repost.store.redact import Redactor, is_secret_name
+
+FP = re.compile(r"REDACTED-[0-9a-f]{8}")
+FP_EXACT = re.compile(r"^REDACTED-[0-9a-f]{8}$")
+
+SECRET_NAMES = [
+    "authorization", "Authorization", "proxy-authorization", "Proxy-Authorization", "cookie", "Cookie",
+    "set-cookie", "Set-Cookie", "x-api-key", "X-Api-Key", "api_key", "apiKey", "access_token",
+    "refresh_token", "client_secret", "password", "x-auth-token", "token",
+]  # fmt: skip
+NOT_SECRET_NAMES = [
+    "idempotency-key", "Idempotency-Key", "idempotency_key", "max_tokens", "prompt_tokens", "token_type",
+    "content-type", "Content-Type", "keyboard", "id",
+]  # fmt: skip
+
+
+@pytest.fixture
+def r() -> Redactor:
+    return Redactor(b"unit-test-key")
+
+
+# -- the name rule -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_secret_names_are_secret(name):
+    assert is_secret_name(name) is True
+
+
+@pytest.mark.parametrize("name", NOT_SECRET_NAMES)
+def test_ordinary_names_are_not_secret(name):
+    assert is_secret_name(name) is False
+
+
+# Names seen in real headers, JSON bodies, forms and query strings, secret or not.
+REALISTIC_NAMES = SECRET_NAMES + NOT_SECRET_NAMES + [
+    "X-Auth-Token", "X-CSRF-Token", "X-XSRF-TOKEN", "csrf_token", "csrfmiddlewaretoken", "id_token",
+    "idToken", "accessToken", "refreshToken", "session_token", "sessionToken", "bearer_token",
+    "oauth_token", "oauth_signature", "X-Amz-Security-Token", "X-Amz-Signature", "Signature",
+    "signature", "x-hub-signature-256", "stripe-signature", "secret", "client-secret", "clientSecret",
+    "secret_key", "SecretAccessKey", "aws_secret_access_key", "private_key", "privateKey",
+    "passwd", "pwd", "new_password", "old_password", "password_confirmation", "passwordHash",
+    "PASSWORD", "user[password]", "credentials", "credential", "aws_credentials", "auth", "x-auth",
+    "sessionid", "session_id", "sessionId", "JSESSIONID", "ASP.NET_SessionId", "sid", "connect.sid",
+    "api-key", "API_KEY", "apikey", "x-goog-api-key", "Ocp-Apim-Subscription-Key", "anthropic-api-key",
+    "openai-api-key", "x-functions-key", "subscription_key", "webhook_secret", "github_token",
+    "ghp_token", "vault-token", "X-Vault-Token", "x-access-token", "ms-token", "next_page_token",
+    "pageToken", "nextPageToken", "continuation_token", "sync_token", "cursor", "user", "username",
+    "email", "model", "messages", "temperature", "stream", "completion_tokens", "total_tokens",
+    "tokens", "tokenizer", "keywords", "key", "sortKey", "primary_key", "author", "authority",
+    "session", "passage", "compass", "pass", "bypass", "signature_version",
+]  # fmt: skip
+
+
+def test_prefilter_words_cover_every_secret_name():
+    """The cheap bytes pre-filter must never skip a body that holds a secret-named field."""
+    accepted = [n for n in REALISTIC_NAMES if is_secret_name(n)]
+    assert len(accepted) > 60  # the list really exercises the rule
+    missed = [n for n in accepted if not any(w in n.lower().encode() for w in redact._MAYBE_SECRET_WORDS)]
+    assert missed == []
+    r = Redactor(b"k")
+    assert all(r.may_hold_secret(n.encode()) for n in accepted)
+
+
+# -- query strings -------------------------------------------------------------
+
+
+def test_query_replaces_only_secret_params(r):
+    query = "a=1&token=s3cr3t-CANARY&b=%20x+y&c&api_key=k-CANARY;d=&e=%C3%A9&max_tokens=9&password=p%40ss-CANARY"
+    out = r.query(query)
+    assert "CANARY" not in out
+    parts = re.split(r"([&;])", out)
+    original = re.split(r"([&;])", query)
+    assert len(parts) == len(original)
+    for new, old in zip(parts, original):
+        name = old.partition("=")[0]
+        if name in ("token", "api_key", "password"):
+            assert new.startswith(name + "=")
+            assert FP_EXACT.match(new.partition("=")[2]), new
+        else:
+            assert new == old  # byte for byte
+
+
+def test_query_fingerprints_are_keyed_and_distinguish_values(r):
+    a = r.query("token=alpha&x=1").split("&")[0]
+    b = r.query("token=alpha").split("&")[0]
+    c = r.query("token=beta").split("&")[0]
+    assert a == b
+    assert a != c
+    other_key = Redactor(b"another-key").query("token=alpha")
+    assert FP_EXACT.match(other_key.partition("=")[2])
+    assert other_key != a
+
+
+def test_fingerprint_of_same_value_matches_across_places(r):
+    """A header, a JSON field and a query parameter with the same value get the same fingerprint."""
+    fp = r.fingerprint("same-value")
+    assert FP_EXACT.match(fp)
+    assert r.header_value("Authorization", "same-value") == fp
+    assert r.query("token=same-value") == f"token={fp}"
+    assert json.loads(r.body(b'{"token": "same-value"}', "application/json"))["token"] == fp
+    assert r.header_value("Content-Type", "text/plain") == "text/plain"
+
+
+def test_query_leaves_already_redacted_values(r):
+    once = r.query("token=abc")
+    assert r.query(once) == once
+
+
+# -- bodies --------------------------------------------------------------------
+
+
+def test_json_nested_lists_and_non_string_values(r):
+    doc = {
+        "model": "gpt-x",
+        "max_tokens": 100,
+        "config": {"deep": {"deeper": {"client_secret": "CANARY-1", "keep": "visible-1"}}},
+        "items": [{"password": "CANARY-2"}, {"api_key": 987654321}, ["x", {"access_token": "CANARY-3"}]],
+        "refresh_token": {"value": "CANARY-4", "n": 55555555},
+        "secret": ["CANARY-5", "CANARY-6"],
+        "token": True,
+        "idempotency_key": "ik-visible",
+    }
+    raw = json.dumps(doc).encode()
+    out = r.body(raw, "application/json; charset=utf-8")
+    assert out is not None
+    text = out.decode()
+    for canary in ("CANARY", "987654321", "55555555"):
+        assert canary not in text
+    got = json.loads(text)
+    assert got["model"] == "gpt-x" and got["max_tokens"] == 100
+    assert got["config"]["deep"]["deeper"]["keep"] == "visible-1"
+    assert FP_EXACT.match(got["config"]["deep"]["deeper"]["client_secret"])
+    assert FP_EXACT.match(got["items"][0]["password"])
+    assert FP_EXACT.match(got["items"][1]["api_key"])
+    assert FP_EXACT.match(got["items"][2][1]["access_token"])
+    assert FP_EXACT.match(got["refresh_token"])
+    assert FP_EXACT.match(got["secret"])
+    assert FP_EXACT.match(got["token"])
+    assert got["idempotency_key"] == "ik-visible"
+
+
+def test_json_without_content_type_is_recognised(r):
+    out = r.body(b'[{"password": "CANARY"}]', "")
+    assert out is not None and b"CANARY" not in out
+    assert FP_EXACT.match(json.loads(out)[0]["password"])
+
+
+def test_form_urlencoded(r):
+    out = r.body(
+        b"username=bob&password=CANARY-1&client_secret=CANARY%2D2&note=hello+world",
+        "application/x-www-form-urlencoded",
+    )
+    assert out is not None
+    assert b"CANARY" not in out
+    fields = out.decode().split("&")
+    assert fields[0] == "username=bob" and fields[3] == "note=hello+world"
+    assert FP_EXACT.match(fields[1].removeprefix("password="))
+    assert FP_EXACT.match(fields[2].removeprefix("client_secret="))
+
+
+def test_form_value_with_raw_quote_or_space_is_fully_redacted(r):
+    out = r.body(b"user=bob&password=it's CANARY&x=1", "application/x-www-form-urlencoded")
+    assert out is not None and b"CANARY" not in out
+
+
+def test_multipart_form_data(r):
+    boundary = "----b0undary"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="username"\r\n\r\n'
+        "bob\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="password"\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "CANARY-1\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="api_key"\r\n\r\n'
+        "CANARY-2\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="notes.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+        "file contents stay\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    out = r.body(body, f"multipart/form-data; boundary={boundary}")
+    assert out is not None
+    assert b"CANARY" not in out
+    assert b"bob\r\n" in out and b"file contents stay\r\n" in out
+    assert len(FP.findall(out.decode())) == 2
+    assert out.endswith(f"--{boundary}--\r\n".encode())
+
+
+def test_ndjson_and_unknown_text(r):
+    ndjson = b'{"access_token": "CANARY-1", "n": 1}\n{"password": 12345678, "keep": "yes"}\n{"token_type": "bearer"}\n'
+    out = r.body(ndjson, "application/x-ndjson")
+    assert out is not None
+    assert b"CANARY" not in out and b"12345678" not in out
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert lines[0]["n"] == 1 and FP_EXACT.match(lines[0]["access_token"])
+    assert lines[1]["keep"] == "yes" and FP_EXACT.match(lines[1]["password"])
+    assert lines[2] == {"token_type": "bearer"}
+
+    log = b"GET /cb?code=1&refresh_token=CANARY-3 HTTP/1.1\nsecret: none here\n"
+    out = r.body(log, "text/plain")
+    assert out is not None and b"CANARY" not in out
+    assert out.startswith(b"GET /cb?code=1&refresh_token=REDACTED-")
+
+
+def test_ndjson_secret_with_array_or_object_value(r):
+    out = r.body(b'{"secret": ["CANARY-1"]}\n{"credentials": {"user": "CANARY-2"}}\n', "application/x-ndjson")
+    assert out is not None and b"CANARY" not in out
+
+
+def test_url_reflected_in_json_string(r):
+    doc = {"callback": "https://example.com/cb?state=xyz&token=CANARY-1", "echo": {"url": "/x?a=1&password=CANARY-2"}}
+    out = r.body(json.dumps(doc).encode(), "application/json")
+    assert out is not None and b"CANARY" not in out
+    got = json.loads(out)
+    assert got["callback"].startswith("https://example.com/cb?state=xyz&token=REDACTED-")
+    assert FP_EXACT.match(got["callback"].rpartition("=")[2])
+    assert got["echo"]["url"].startswith("/x?a=1&password=REDACTED-")
+
+
+def test_json_document_reflected_in_a_string(r):
+    """An echo service returns the request it got as a string: its secrets go too."""
+    inner = json.dumps({"password": "CANARY-1", "user": "bob"})
+    out = r.body(json.dumps({"data": inner, "form": "user=bob&client_secret=CANARY-2"}).encode(), "application/json")
+    assert out is not None and b"CANARY" not in out
+    got = json.loads(out)
+    assert json.loads(got["data"])["user"] == "bob"
+    assert got["form"].startswith("user=bob&client_secret=REDACTED-")
+
+
+def test_url_path_does_not_make_a_parameter_secret(r):
+    out = r.body(b'{"next": "https://example.com/reset-password?user=bob&token=CANARY"}', "application/json")
+    assert out is not None and b"CANARY" not in out
+    assert b"reset-password?user=bob&token=REDACTED-" in out
+
+
+@pytest.mark.parametrize(
+    "body, ctype",
+    [
+        (b'{"model": "gpt-4o", "max_tokens": 5, "prompt_tokens": 3}', "application/json"),
+        (b'{"idempotency_key": "abc", "token_type": "bearer"}', "application/json"),
+        (b"a=1&b=2&max_tokens=3", "application/x-www-form-urlencoded"),
+        (b"just some text with keyboard and passage words", "text/plain"),
+        (b"hello world", "application/json"),
+        (b"", "application/json"),
+    ],
+)
+def test_body_without_secret_returns_none(r, body, ctype):
+    assert r.body(body, ctype) is None
+
+
+def test_compact_json_without_secret_returns_none(r):
+    assert r.body(b'{"model":"gpt-4o","max_tokens":5,"stream":true}', "application/json") is None
