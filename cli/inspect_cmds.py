@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .options import db_option, json_option
+from .options import db_option, json_option, selection_options
 
 
 def _open(db_path):
@@ -20,10 +20,17 @@ def _print_json(value) -> None:
 
 @click.command("list")
 @db_option
+@selection_options
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0), help="Show at most this many flows.")
 @json_option
-def list_flows(db_path, limit, as_json):
+def list_flows(db_path, selection, limit, as_json):
     """List recorded flows, newest first.
+
+    \b
+    Examples:
+      repost list --path '/orders/*' --status 5xx --since 1h
+      repost list --search 'insufficient funds'
+      repost list --filter '~m POST & ~bq book & ~c 201'
 
     \b
     Columns: id, time (UTC), method, status (- when there was no response),
@@ -35,7 +42,11 @@ def list_flows(db_path, limit, as_json):
     from .flowview import summary_json
 
     conn = _open(db_path)
-    rows = [summary_json(r) for r in query(conn, limit)]
+    if selection.search:
+        from repost.store.search import index_pending
+
+        index_pending(conn)  # whatever the writer has not indexed yet
+    rows = [summary_json(r) for r in query(conn, selection, limit)]
     if as_json:
         _print_json(rows)
         return
@@ -47,8 +58,9 @@ def list_flows(db_path, limit, as_json):
 @click.command()
 @click.argument("flow_id", metavar="ID", type=int)
 @db_option
+@click.option("--as", "as_format", type=click.Choice(["curl", "httpie", "python"]), help="Print the request as a curl or httpie command, or a Python (httpx) snippet.")
 @json_option
-def show(flow_id, db_path, as_json):
+def show(flow_id, db_path, as_format, as_json):
     """Show one flow: the request, the response, and SSE events if any.
 
     Bodies are decoded (gzip, br, zstd, deflate; charsets) and pretty-printed:
@@ -61,6 +73,17 @@ def show(flow_id, db_path, as_json):
     conn = _open(db_path)
     flow = get_flow(conn, flow_id)
     replays = replays_of(conn, flow_id)
+    if as_format:
+        from .snippets import redacted_headers, render_request
+
+        try:
+            click.echo(render_request(flow, as_format))
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        missing = redacted_headers(flow)
+        if missing:
+            click.echo(f"repost: left out, redacted at capture: {', '.join(missing)}; add them yourself", err=True)
+        return
     if as_json:
         _print_json(flow_json(flow, replays))
         return

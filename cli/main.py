@@ -12,7 +12,7 @@ import click
 
 from repost.store.errors import StoreError
 
-from . import inspect_cmds, record_cmd
+from . import diff_cmd, inspect_cmds, record_cmd
 
 
 class RepostGroup(click.Group):
@@ -65,6 +65,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(record_cmd.record)
 cli.add_command(inspect_cmds.list_flows)
 cli.add_command(inspect_cmds.show)
+cli.add_command(diff_cmd.diff)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,8 +1,6 @@
 """Output for people: a table of flows, one flow in full. Colour only on a terminal."""
 
 import json
-import os
-import sys
 from urllib.parse import parse_qsl
 
 from .flowview import BodyView, body_view, header
@@ -14,10 +12,11 @@ SAFETY_STYLE = {"safe": "green", "idempotent": "cyan", "keyed": "yellow", "unsaf
 def console():
     from rich.console import Console
 
-    if sys.stdout.isatty():
-        return Console(highlight=False)
+    con = Console(highlight=False)  # honours NO_COLOR, FORCE_COLOR, TTY_COMPATIBLE, COLUMNS
+    if con.is_terminal:
+        return con
     # In a pipe: no colour, and no wrapping at 80 columns.
-    return Console(highlight=False, width=int(os.environ.get("COLUMNS", 0)) or 1000, no_color=True, color_system=None)
+    return Console(highlight=False, width=100_000, no_color=True, color_system=None)
 
 
 def human_size(n: int | None) -> str:

@@ -57,3 +57,20 @@ def m001_initial(db: Database) -> None:
     )
     db.execute("CREATE INDEX idx_flows_flow_id ON flows(flow_id)")
     db.execute("CREATE INDEX idx_flows_replay_of ON flows(replay_of)")
+
+
+@migrations()
+def m002_list_indexes_and_search(db: Database) -> None:
+    # Every index ends with the rowid, so "WHERE path = ? ORDER BY id DESC" reads
+    # the index in order and stops after --limit rows, whatever the table's size.
+    db.execute("CREATE INDEX idx_flows_started_at ON flows(started_at)")
+    db.execute("CREATE INDEX idx_flows_host ON flows(host)")
+    db.execute("CREATE INDEX idx_flows_path ON flows(path)")
+    db.execute("CREATE INDEX idx_flows_status ON flows(status)")
+    # Full text of the decoded bodies. Contentless: it holds only the index (the
+    # text is in flows), and it is filled lazily, off the proxy's path, by the
+    # writer when idle or before a search (store/search.py).
+    db.execute(
+        "CREATE VIRTUAL TABLE flows_fts USING fts5(request_body, response_body, content='', tokenize='unicode61')"
+    )
+    db.execute("CREATE TABLE repost_meta (key TEXT PRIMARY KEY, value TEXT)")

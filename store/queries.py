@@ -3,7 +3,11 @@
 import json
 import sqlite3
 
-from .errors import FlowNotFound
+from .errors import FlowNotFound, StoreError
+
+
+class InvalidFilter(StoreError):
+    pass
 
 SUMMARY_COLUMNS = (
     "id", "started_at", "method", "url", "host", "path", "status", "duration_ms",
@@ -16,14 +20,52 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor]
 
 
-def list_flows(conn: sqlite3.Connection, limit: int | None = 50) -> list[dict]:
-    """Newest first."""
-    sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM flows ORDER BY id DESC"
-    params: list = []
+def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
+    """Summaries of the selected flows, newest first."""
+    if selection is not None and selection.filter_expr:
+        return [
+            {k: row[k] for k in SUMMARY_COLUMNS} for row in select_full_flows(conn, selection, limit)
+        ]
+    where, params = selection.where() if selection is not None else ("", [])
+    sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM flows{where} ORDER BY id DESC"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
     return _dicts(conn.execute(sql, params))
+
+
+def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = None, newest_first: bool = True):
+    """Whole rows (bodies included) of the selected flows, ``--filter`` applied.
+
+    Yields lazily, reading the candidates in pages, so a filter that matches
+    early reads little.
+    """
+    where, params = selection.where()
+    match = _compile_filter(selection.filter_expr) if selection.filter_expr else None
+    order = "DESC" if newest_first else "ASC"
+    found = 0
+    cursor = conn.execute(f"SELECT * FROM flows{where} ORDER BY id {order}", params)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        row = dict(zip(names, values))
+        if match is not None:
+            from .flowmodel import row_to_flow
+
+            if not match(row_to_flow(row)):
+                continue
+        yield row
+        found += 1
+        if limit is not None and found >= limit:
+            return
+
+
+def _compile_filter(expr: str):
+    from mitmproxy import flowfilter
+
+    try:
+        return flowfilter.parse(expr)
+    except ValueError as e:
+        raise InvalidFilter(f"invalid filter expression {expr!r}: {e}") from None
 
 
 def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:

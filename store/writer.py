@@ -70,6 +70,18 @@ class BatchWriter:
         self._keep(left)
         return not left
 
+    def idle(self, budget: int = 500) -> None:
+        """Spare time: index up to ``budget`` flows' bodies for full-text search."""
+        from .search import index_pending
+
+        if self._unwritten:
+            self.write([])
+            return
+        try:
+            index_pending(self._conn, batch=budget, limit=budget)
+        except sqlite3.Error as e:
+            log.debug("repost: search indexing postponed: %s", e)
+
     @property
     def backlog(self) -> int:
         return len(self._unwritten)

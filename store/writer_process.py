@@ -118,17 +118,42 @@ class WriterProcess:
             self.lost += 0  # the child said nothing: its own stderr says why
 
 
-def _read_frames(stream):
-    while True:
-        head = stream.read(FRAME_HEADER)
-        if len(head) < FRAME_HEADER:
-            return
-        size = int.from_bytes(head, "little")
-        data = stream.read(size)
-        if len(data) < size:
-            log.error("repost: the proxy stopped mid-batch; %d bytes of it are lost", size - len(data))
-            return
-        yield pickle.loads(data)
+class FrameReader:
+    """Frames from a pipe, read unbuffered so that select() tells when the proxy is quiet."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def ready(self, timeout: float) -> bool:
+        import select
+
+        return bool(self.buffer) or bool(select.select([self.fd], [], [], timeout)[0])
+
+    def _fill(self, size: int) -> bool:
+        while len(self.buffer) < size:
+            chunk = os.read(self.fd, max(65536, size - len(self.buffer)))
+            if not chunk:
+                self.eof = True
+                return False
+            self.buffer += chunk
+        return True
+
+    def read(self):
+        """The next frame's items, or None at the end of the stream."""
+        if not self._fill(FRAME_HEADER):
+            return None
+        size = int.from_bytes(self.buffer[:FRAME_HEADER], "little")
+        if not self._fill(FRAME_HEADER + size):
+            log.error("repost: the proxy stopped mid-batch; %d bytes of it are lost", size)
+            return None
+        data = bytes(self.buffer[FRAME_HEADER : FRAME_HEADER + size])
+        del self.buffer[: FRAME_HEADER + size]
+        return pickle.loads(data)
+
+
+IDLE_SECONDS = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.SIG_IGN)  # we stop when the proxy closes the pipe
     logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
     writer = BatchWriter(args.db, redactor=None if args.keep_secrets else Redactor(load_key()), max_body=args.max_body)
-    for items in _read_frames(sys.stdin.buffer):
+    frames = FrameReader(sys.stdin.fileno())
+    while True:
+        if not frames.ready(IDLE_SECONDS):
+            writer.idle()  # nothing from the proxy for a while: index bodies for search
+            continue
+        items = frames.read()
+        if items is None:
+            break
         writer.write(items)
     writer.close()
     print(json.dumps({"written": writer.written, "lost": writer.lost}), flush=True)

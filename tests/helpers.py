@@ -121,3 +121,44 @@ def count_flows(db: Path) -> int:
 
 def stop_signal(name: str) -> int:
     return getattr(signal, name)
+
+
+def store_flows(db: Path, flows: list, keep_secrets: bool = False) -> list[int]:
+    """Write mitmproxy flows through the store's own write path; returns their ids."""
+    import sqlite3
+
+    from repost.store.capture import snapshot
+    from repost.store.redact import Redactor, load_key
+    from repost.store.writer import BatchWriter
+
+    writer = BatchWriter(str(db), redactor=None if keep_secrets else Redactor(load_key()), max_body=10 * 1024 * 1024)
+    conn = sqlite3.connect(db)
+    before = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
+    assert writer.write([snapshot(f) for f in flows])
+    writer.close()
+    ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE id > ? ORDER BY id", [before])]
+    conn.close()
+    return ids
+
+
+def post_flow(url: str = "http://api.test/orders", body: bytes = b"", headers: dict | None = None,
+              status: int = 200, response_body: bytes = b"", response_headers: dict | None = None,
+              method: str = "POST"):  # fmt: skip
+    """A finished mitmproxy flow with the given request and response."""
+    import time
+
+    from mitmproxy import http
+    from mitmproxy.test import tflow
+
+    f = tflow.tflow(resp=True)
+    f.request = http.Request.make(method, url, b"", headers or {})
+    f.request.raw_content = body  # the wire bytes as given (make() would encode them again)
+    f.request.headers["content-length"] = str(len(body))
+    f.request.timestamp_start = time.time()
+    f.request.timestamp_end = f.request.timestamp_start + 0.001
+    f.response = http.Response.make(status, b"", response_headers or {})
+    f.response.raw_content = response_body
+    f.response.headers["content-length"] = str(len(response_body))
+    f.response.timestamp_start = f.request.timestamp_end
+    f.response.timestamp_end = f.response.timestamp_start + 0.002
+    return f

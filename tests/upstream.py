@@ -7,6 +7,7 @@ Routes:
   /gzip                answers a gzip-encoded JSON body with a marker word.
   /cookie              answers with a Set-Cookie header.
   /status/{code}       answers that status.
+  /create (POST)       creates an "order": a new id and time each call.
 Everything else behaves like /echo.
 """
 
@@ -57,11 +58,30 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response({"status": int(request.match_info["code"])}, status=int(request.match_info["code"]))
 
 
+_order_ids = iter(range(1000, 10**9))
+
+
+async def create_order(request: web.Request) -> web.Response:
+    """Creates an order: the same request twice gives two orders (new id, new time)."""
+    import datetime
+
+    body = await request.json()
+    order = {
+        "id": next(_order_ids),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "item": body.get("item"),
+        "items": body.get("items", []),
+        "status": "created",
+    }
+    return web.json_response(order, status=201)
+
+
 def make_app() -> web.Application:
     app = web.Application(client_max_size=1024**3)
     app.router.add_route("*", "/gzip", gzipped)
     app.router.add_route("*", "/cookie", cookie)
     app.router.add_route("*", "/status/{code}", status)
+    app.router.add_route("POST", "/create", create_order)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
 

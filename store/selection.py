@@ -1,0 +1,97 @@
+"""Which flows a command acts on: list's filters, shared by list, replay and export.
+
+Everything but ``--filter`` becomes SQL; ``--filter`` (mitmproxy's filter language)
+is applied to the SQL's candidates as mitmproxy flows, newest first, until enough match.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from .timefmt import iso_utc
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.I)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, now: datetime | None = None) -> str:
+    """``10m``, ``2d``, ``1h30m`` (that long ago) or an ISO 8601 time -> our stored form."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if parts and "".join(f"{n}{u}" for n, u in parts).lower() == re.sub(r"\s+", "", text).lower():
+        seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
+        now = now or datetime.now(timezone.utc)
+        return iso_utc((now - timedelta(seconds=seconds)).timestamp())
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (10m, 2h, 3d) nor an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return iso_utc(moment.timestamp())
+
+
+def parse_status(text: str) -> tuple[int, int]:
+    """``404`` -> (404, 404); ``4xx`` -> (400, 499)."""
+    text = text.strip().lower()
+    if re.fullmatch(r"[1-5]xx", text):
+        low = int(text[0]) * 100
+        return low, low + 99
+    if re.fullmatch(r"\d{3}", text):
+        return int(text), int(text)
+    raise ValueError(f"{text!r} is not a status code (404) or class (4xx)")
+
+
+@dataclass
+class Selection:
+    ids: list[int] = field(default_factory=list)
+    host: str | None = None
+    path: str | None = None
+    statuses: list[tuple[int, int]] = field(default_factory=list)
+    since: str | None = None
+    until: str | None = None
+    methods: list[str] = field(default_factory=list)
+    search: str | None = None
+    filter_expr: str | None = None
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = [], []
+        if self.ids:
+            clauses.append(f"id IN ({', '.join('?' * len(self.ids))})")
+            params += self.ids
+        if self.host:
+            clauses.append("host GLOB ?" if _is_glob(self.host) else "host = ?")
+            params.append(self.host)
+        if self.path:
+            # A plain path matches itself exactly; a glob matches as a glob. Never the query.
+            clauses.append("path GLOB ?" if _is_glob(self.path) else "path = ?")
+            params.append(self.path)
+        if self.statuses:
+            parts = []
+            for low, high in self.statuses:
+                parts.append("status = ?" if low == high else "status BETWEEN ? AND ?")
+                params += [low] if low == high else [low, high]
+            clauses.append("(" + " OR ".join(parts) + ")")
+        if self.since:
+            clauses.append("started_at >= ?")
+            params.append(self.since)
+        if self.until:
+            clauses.append("started_at < ?")
+            params.append(self.until)
+        if self.methods:
+            clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
+            params += [m.upper() for m in self.methods]
+        if self.search:
+            clauses.append("id IN (SELECT rowid FROM flows_fts WHERE flows_fts MATCH ?)")
+            params.append(fts_phrase(self.search))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def fts_phrase(text: str) -> str:
+    """Each word as a quoted FTS5 string: no query syntax for the user to trip over."""
+    words = text.split()
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
