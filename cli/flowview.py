@@ -53,12 +53,28 @@ def _side_json(flow: dict, side: str) -> dict:
     return {"status": flow["status"], "reason": flow["reason"], **out}
 
 
-def flow_json(flow: dict, replays: list[dict]) -> dict:
+def safety_of(row: dict, rules=(), new_idempotency_key: bool = False) -> str:
+    """The safety class of a stored flow (its request's method, key, body and URL)."""
+    headers = row["request_headers"]
+    if isinstance(headers, str):
+        import json
+
+        headers = json.loads(headers or "[]")
+    body = None
+    if row["request_body"] is not None and row["method"].upper() == "POST":
+        body = decode_content(bytes(row["request_body"]), row["request_content_encoding"], partial_ok=True).data
+    return classify(
+        row["method"], row["idempotency_key"], body=body, content_type=header(headers, "content-type"),
+        url=row["url"], path=row["path"] or "", rules=rules, new_idempotency_key=new_idempotency_key,
+    )  # fmt: skip
+
+
+def flow_json(flow: dict, replays: list[dict], rules=()) -> dict:
     return {
         "id": flow["id"],
         "started_at": flow["started_at"],
         "duration_ms": flow["duration_ms"],
-        "safety": classify(flow["method"], flow["idempotency_key"]),
+        "safety": safety_of(flow, rules),
         "error": flow["error"],
         "replay_of": flow["replay_of"],
         "request": _side_json(flow, "request"),
@@ -68,7 +84,10 @@ def flow_json(flow: dict, replays: list[dict]) -> dict:
     }
 
 
-def summary_json(row: dict) -> dict:
-    out = {k: row[k] for k in row if k != "idempotency_key"}
-    out["safety"] = classify(row["method"], row["idempotency_key"])
+_INTERNAL = frozenset({"idempotency_key", "request_headers", "request_content_encoding", "request_body"})
+
+
+def summary_json(row: dict, rules=()) -> dict:
+    out = {k: row[k] for k in row if k not in _INTERNAL}
+    out["safety"] = safety_of(row, rules)
     return out

@@ -46,7 +46,10 @@ def list_flows(db_path, selection, limit, as_json):
         from repost.store.search import index_pending
 
         index_pending(conn)  # whatever the writer has not indexed yet
-    rows = [summary_json(r) for r in query(conn, selection, limit)]
+    from repost.store.rules import READ_ONLY, get_rules
+
+    rules = get_rules(conn, READ_ONLY)
+    rows = [summary_json(r, rules) for r in query(conn, selection, limit)]
     if as_json:
         _print_json(rows)
         return
@@ -84,10 +87,13 @@ def show(flow_id, db_path, as_format, as_json):
         if missing:
             click.echo(f"repost: left out, redacted at capture: {', '.join(missing)}; add them yourself", err=True)
         return
+    from repost.store.rules import READ_ONLY, get_rules
+
+    rules = get_rules(conn, READ_ONLY)
     if as_json:
-        _print_json(flow_json(flow, replays))
+        _print_json(flow_json(flow, replays, rules))
         return
     from .render import show_flow
 
-    show_flow(flow, replays)
+    show_flow(flow, replays, rules)
     sys.stdout.flush()

@@ -3,8 +3,7 @@
 import json
 from urllib.parse import parse_qsl
 
-from .flowview import BodyView, body_view, header
-from .safety import classify
+from .flowview import BodyView, body_view, header, safety_of
 
 SAFETY_STYLE = {"safe": "green", "idempotent": "cyan", "keyed": "yellow", "unsafe": "red"}
 
@@ -66,9 +65,9 @@ def flows_table(rows: list[dict]) -> None:
     con.print(table)
 
 
-def show_flow(flow: dict, replays: list[dict]) -> None:
+def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
     con = console()
-    safety = classify(flow["method"], flow["idempotency_key"])
+    safety = safety_of(flow, rules)
     duration = f"{flow['duration_ms']:.1f} ms" if flow["duration_ms"] is not None else "-"
     con.print(
         f"[bold]flow {flow['id']}[/]  {flow['started_at']}  {duration}  [{SAFETY_STYLE[safety]}]{safety}[/]",

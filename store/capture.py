@@ -48,6 +48,27 @@ def snapshot(flow, replay_of: int | None = None) -> tuple:
     )  # fmt: skip
 
 
+def make_snapshot(
+    *, flow_id: str, started: float, method: str, scheme: str, host: str, port: int, target: str,
+    headers: list[tuple[str, str]], body: bytes, response: tuple | None, error: tuple | None,
+    replay_of: int | None = None, http_version: str = "HTTP/1.1",
+) -> tuple:
+    """A snapshot of a flow repost made itself (a replay): same layout as snapshot().
+
+    ``response`` is (status, reason, http_version, [(name, value) bytes pairs], raw body, ended);
+    ``error`` is (message, timestamp).
+    """
+    fields = tuple((k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in headers)
+    resp = None
+    if response is not None:
+        status, reason, version, resp_fields, raw, ended = response
+        resp = (status, reason.encode("utf-8", "replace"), version.encode(), tuple(resp_fields), raw, ended)
+    return (
+        flow_id, started, method.encode(), scheme.encode(), host, port, target.encode("utf-8", "surrogateescape"),
+        http_version.encode(), fields, body, resp, error, replay_of,
+    )  # fmt: skip
+
+
 def flow_to_row(flow, redactor: Redactor | None, max_body: int, replay_of: int | None = None) -> tuple:
     return row_from_snapshot(snapshot(flow, replay_of), redactor, max_body)
 

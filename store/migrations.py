@@ -74,3 +74,20 @@ def m002_list_indexes_and_search(db: Database) -> None:
         "CREATE VIRTUAL TABLE flows_fts USING fts5(request_body, response_body, content='', tokenize='unicode61')"
     )
     db.execute("CREATE TABLE repost_meta (key TEXT PRIMARY KEY, value TEXT)")
+
+
+@migrations()
+def m003_rules(db: Database) -> None:
+    # Endpoints the user marks read-only (`repost rules add --read-only 'POST */_search'`):
+    # replays of them are safe and need no consent.
+    db.execute(
+        """
+        CREATE TABLE rules (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            method TEXT,
+            url_glob TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )

@@ -13,6 +13,9 @@ SUMMARY_COLUMNS = (
     "id", "started_at", "method", "url", "host", "path", "status", "duration_ms",
     "request_size", "response_size", "idempotency_key", "error", "replay_of",
 )  # fmt: skip
+# What the safety class needs besides: the request's headers and the head of its body
+# (a GraphQL query is safe). Capped, so a list never reads whole large bodies.
+SAFETY_COLUMNS = ("request_headers", "request_content_encoding", "substr(request_body, 1, 65536) AS request_body")
 
 
 def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
@@ -22,12 +25,11 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
 
 def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
     """Summaries of the selected flows, newest first."""
+    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body")
     if selection is not None and selection.filter_expr:
-        return [
-            {k: row[k] for k in SUMMARY_COLUMNS} for row in select_full_flows(conn, selection, limit)
-        ]
+        return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
     where, params = selection.where() if selection is not None else ("", [])
-    sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM flows{where} ORDER BY id DESC"
+    sql = f"SELECT {', '.join(SUMMARY_COLUMNS + SAFETY_COLUMNS)} FROM flows{where} ORDER BY id DESC"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -77,6 +79,23 @@ def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
         raw = flow.get(f"{side}_headers")
         flow[f"{side}_headers"] = json.loads(raw) if raw else []
     return flow
+
+
+def replay_history(conn: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[int, str]]:
+    """{original id: (times replayed, when last)} for those of ``ids`` replayed before."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        f"SELECT replay_of, count(*), max(started_at) FROM flows WHERE replay_of IN ({', '.join('?' * len(ids))})"
+        " GROUP BY replay_of",
+        ids,
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def ids_by_flow_id(conn: sqlite3.Connection, flow_ids: list[str]) -> dict[str, int]:
+    rows = conn.execute(f"SELECT flow_id, id FROM flows WHERE flow_id IN ({', '.join('?' * len(flow_ids))})", flow_ids)
+    return dict(rows.fetchall())
 
 
 def replays_of(conn: sqlite3.Connection, flow_id: int) -> list[dict]:
