@@ -39,6 +39,7 @@ VENV_BIN = Path(sys.executable).parent
 GEN_VERSION = 3  # bump when the generated data changes: cached databases are rebuilt
 BATCH = 500
 SEED = 20261126
+PYCACHE = "/tmp/repost-bench-pycache"
 
 RARE_WORD = "xylophonic"  # planted in RARE_COUNT flows (a few of them in gzip responses)
 RARE_COUNT = 12
@@ -462,7 +463,6 @@ def reset_fts(db: Path) -> None:
     with conn:
         conn.execute("INSERT INTO flows_fts (flows_fts) VALUES ('delete-all')")
         conn.execute("DELETE FROM repost_meta WHERE key = 'fts_indexed_upto'")
-    conn.execute("VACUUM")
     conn.close()
 
 
@@ -482,10 +482,16 @@ def sizes(db: Path) -> dict:
             "SELECT sum(coalesce(request_size, 0) + coalesce(response_size, 0)),"
             " sum(coalesce(length(request_body), 0) + coalesce(length(response_body), 0)), count(*) FROM flows"
         ).fetchone()
-        by_obj = {}
+        by_obj, fill = {}, None
         try:
             for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"):
                 by_obj[name] = size
+            pages, cells, payload, pgsize = conn.execute(
+                "SELECT count(*), sum(ncell), sum(payload), sum(pgsize) FROM dbstat WHERE name = 'flows' AND pagetype = 'leaf'"
+            ).fetchone()
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            fill = {"page_size": page_size, "leaf_pages": pages, "rows_per_leaf": round(cells / pages, 2),
+                    "leaf_fill": round(payload / pgsize, 3), "avg_row_bytes": round(payload / cells)}  # fmt: skip
         except sqlite3.Error:
             pass
     finally:
@@ -496,7 +502,7 @@ def sizes(db: Path) -> dict:
         "db_bytes": file_size, "wire_body_bytes": wire, "stored_body_bytes": stored, "flows": n,
         "ratio_vs_wire": round(file_size / wire, 3), "ratio_vs_stored": round(file_size / stored, 3),
         "fts_bytes": fts, "ratio_without_fts_vs_wire": round((file_size - fts) / wire, 3),
-        "objects": by_obj,
+        "objects": by_obj, "flows_leaves": fill,
     }  # fmt: skip
 
 
@@ -535,6 +541,7 @@ def main(argv=None) -> int:
     ap.add_argument("--regenerate", action="store_true", help="rebuild the cached database")
     ap.add_argument("--reindex", action="store_true", help="drop the FTS index and time the first indexing again")
     ap.add_argument("--tty", action="store_true", help="run the commands on a pseudo-terminal (rich tables, colour)")
+    ap.add_argument("--no-pyc", action="store_true", help="keep the caller's PYTHONDONTWRITEBYTECODE (no bytecode cache)")
     ap.add_argument("--json", action="store_true", help="print only a JSON summary on stdout")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     ap.add_argument("--repost", default=str(VENV_BIN / "repost"))
@@ -560,6 +567,11 @@ def main(argv=None) -> int:
 
     env = {k: v for k, v in os.environ.items() if k not in ("REPOST_DB", "REPOST_DEBUG", "FORCE_COLOR")}
     env["NO_COLOR"] = "1"
+    if not args.no_pyc:
+        # An installed repost has its bytecode compiled; a PYTHONDONTWRITEBYTECODE=1 environment
+        # (as here) would recompile every module on every run (~10 ms). Cache it outside the repo.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
     env.setdefault("COLUMNS", "160")
     repost = Path(args.repost)
 
@@ -571,7 +583,10 @@ def main(argv=None) -> int:
         return 3
     log(f"  first open (migrations if any): {(time.perf_counter() - t) * 1000:.0f} ms")
 
-    size_before_fts = sizes(db)
+    if fts_state(db) == 0 or "size_before_fts" not in info:
+        info["size_before_fts"] = sizes(db) if fts_state(db) == 0 else None
+        Path(f"{db}.json").write_text(json.dumps(info, indent=2))
+    size_before_fts = info["size_before_fts"]
 
     if args.reindex and fts_state(db):
         log("  dropping the FTS index (--reindex)")
@@ -665,12 +680,18 @@ def print_table(s: dict, ok_size: bool) -> None:
     if fi.get("first_search_ms") is not None:
         note = "" if fi["measured_now"] else " (measured on an earlier run; --reindex to re-time)"
         print(f"{'first list --search (builds the FTS index)':<44} {fi['first_search_ms'] / 1000:>7.1f}s{note}")
-    a, b = s["size_before_fts"], s["size_after_fts"]
+    a, b = s["size_before_fts"] or {}, s["size_after_fts"]
     print()
     print(f"bodies: {_mb(b['wire_body_bytes'])} as sent (request_size + response_size), {_mb(b['stored_body_bytes'])} stored")
-    print(f"database: {_mb(a['db_bytes'])} before the FTS index, {_mb(b['db_bytes'])} with it (FTS {_mb(b['fts_bytes'])})")
+    before = f"{_mb(a['db_bytes'])} before the FTS index, " if a else ""
+    print(f"database: {before}{_mb(b['db_bytes'])} with it (FTS {_mb(b['fts_bytes'])})")
     print(f"size ratio db/bodies: {b['ratio_vs_wire']:.2f}x (vs stored bytes {b['ratio_vs_stored']:.2f}x; "
-          f"without FTS {a['ratio_vs_wire']:.2f}x)  target <=1.5x  {'ok' if ok_size else 'FAIL'}")  # fmt: skip
+          f"without FTS {b['ratio_without_fts_vs_wire']:.2f}x)  target <=1.5x  {'ok' if ok_size else 'FAIL'}")  # fmt: skip
+    flows = b["objects"].get("flows")
+    if flows:
+        f = b["flows_leaves"] or {}
+        print(f"flows table {_mb(flows)} for {_mb(b['stored_body_bytes'])} of bodies: page_size {f.get('page_size')}, "
+              f"avg row {f.get('avg_row_bytes')} B, {f.get('rows_per_leaf')} rows per leaf page, leaf pages {f.get('leaf_fill', 0):.0%} full")  # fmt: skip
     top = sorted(b["objects"].items(), key=lambda kv: -kv[1])[:8]
     if top:
         print("largest objects: " + ", ".join(f"{k} {_mb(v)}" for k, v in top))

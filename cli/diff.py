@@ -16,8 +16,10 @@ from urllib.parse import parse_qsl
 
 from .flowview import body_view
 
-# Headers that differ between any two responses and say nothing about them.
+# Headers that differ between any two exchanges and say nothing about them: times,
+# lengths, request and trace ids, and hop-by-hop headers (a replay sends its own).
 VOLATILE_HEADERS = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
     "date", "age", "expires", "content-length", "x-request-id", "request-id", "x-amzn-requestid",
     "x-amz-request-id", "x-amz-id-2", "x-correlation-id", "x-trace-id", "traceparent", "tracestate",
     "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-cloud-trace-context",

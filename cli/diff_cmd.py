@@ -63,12 +63,12 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
     if as_json:
         click.echo(json.dumps({"equal": not differences, "differences": [d.as_json() for d in differences]}, indent=2, ensure_ascii=False))
     else:
-        _print_human(a, b, differences)
+        print_differences(a, b, differences)
     if differences:
         click.get_current_context().exit(1)
 
 
-def _print_human(a: int, b: int, differences) -> None:
+def print_differences(a: int, b: int, differences) -> None:
     from rich.markup import escape
 
     from .render import console

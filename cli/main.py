@@ -12,7 +12,7 @@ import click
 
 from repost.store.errors import StoreError
 
-from . import diff_cmd, inspect_cmds, record_cmd
+from . import diff_cmd, inspect_cmds, record_cmd, replay_cmd, rules_cmd
 
 
 class RepostGroup(click.Group):
@@ -66,6 +66,8 @@ cli.add_command(record_cmd.record)
 cli.add_command(inspect_cmds.list_flows)
 cli.add_command(inspect_cmds.show)
 cli.add_command(diff_cmd.diff)
+cli.add_command(replay_cmd.replay)
+cli.add_command(rules_cmd.rules)
 
 
 def main() -> None:  # pragma: no cover

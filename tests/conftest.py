@@ -31,6 +31,14 @@ def upstream():
     server.stop()
 
 
+@pytest.fixture
+def counting_upstream():
+    """A fresh upstream per test, so its request counts start at zero."""
+    server = Upstream().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def tls_ca():
     import trustme

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 
 import httpx
 
@@ -45,7 +46,7 @@ def test_two_creations_of_one_order_differ_only_in_id_and_created(start_proxy, u
     assert paths(proxy.db, 1, 2) == ["response.body.id", "response.body.created"]
     result = diff(proxy.db, 1, 2)
     assert result.exit_code == 1
-    assert "response.body.id: 1000 -> 1001" in result.output or "response.body.id:" in result.output
+    assert re.search(r"response\.body\.id: (\d+) -> (\d+)", result.output)
     assert diff(proxy.db, 1, 2, "--ignore", "id", "--ignore", "created").exit_code == 0
 
 

@@ -8,6 +8,8 @@ Routes:
   /cookie              answers with a Set-Cookie header.
   /status/{code}       answers that status.
   /create (POST)       creates an "order": a new id and time each call.
+  /pay (POST)          a payment honouring Idempotency-Key (a known key: the stored result).
+Every request is counted per path (Upstream.count), so tests can tell what was sent.
 Everything else behaves like /echo.
 """
 
@@ -76,8 +78,36 @@ async def create_order(request: web.Request) -> web.Response:
     return web.json_response(order, status=201)
 
 
+COUNTS = web.AppKey("counts", dict)
+PAYMENTS = web.AppKey("payments", dict)
+
+
+async def pay(request: web.Request) -> web.Response:
+    """A payment endpoint that honours Idempotency-Key: a known key gets the stored result."""
+    key = request.headers.get("Idempotency-Key")
+    stored = request.app[PAYMENTS]
+    if key and key in stored:
+        return web.json_response(stored[key], status=201, headers={"Idempotent-Replayed": "true"})
+    body = await request.json()
+    payment = {"payment_id": f"pay_{len(stored) + 1:04d}", "amount": body.get("amount")}
+    if key:
+        stored[key] = payment
+    return web.json_response(payment, status=201)
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    counts = request.app[COUNTS]
+    counts[request.path] = counts.get(request.path, 0) + 1
+    counts["*"] = counts.get("*", 0) + 1
+    return await handler(request)
+
+
 def make_app() -> web.Application:
-    app = web.Application(client_max_size=1024**3)
+    app = web.Application(client_max_size=1024**3, middlewares=[count_requests])
+    app[COUNTS] = {}
+    app[PAYMENTS] = {}
+    app.router.add_route("POST", "/pay", pay)
     app.router.add_route("*", "/gzip", gzipped)
     app.router.add_route("*", "/cookie", cookie)
     app.router.add_route("*", "/status/{code}", status)
@@ -101,6 +131,14 @@ class Upstream:
     def url(self) -> str:
         scheme = "https" if self.ssl_context else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
+
+    def count(self, path: str = "*") -> int:
+        """How many requests reached `path` ("*": all of them)."""
+        return self.app[COUNTS].get(path, 0)
+
+    @property
+    def payments(self) -> dict:
+        return self.app[PAYMENTS]
 
     def start(self) -> "Upstream":
         self._thread.start()

@@ -1,0 +1,62 @@
+"""``repost rules``: endpoints marked read-only, kept in the database."""
+
+import click
+
+from .options import db_option, json_option
+
+
+@click.group()
+def rules():
+    """Mark endpoints read-only, so that replaying them needs no consent.
+
+    \b
+    repost rules add --read-only 'POST */_search'      # Elasticsearch searches
+    repost rules add --read-only '/v1/embeddings'       # a path, any host and method
+    repost rules list
+    repost rules remove 1
+    """
+
+
+@rules.command("add")
+@click.argument("rule", metavar="'[METHOD] URL-GLOB'")
+@click.option("--read-only", is_flag=True, required=True, help="The endpoint does not change anything (the only kind of rule so far).")
+@db_option
+def add(rule, read_only, db_path):
+    """Add a rule. A glob starting with / matches the path; otherwise the URL (without the query)."""
+    from repost.store.database import open_database
+    from repost.store.rules import READ_ONLY, add_rule
+
+    added = add_rule(open_database(db_path, create=True), READ_ONLY, rule)
+    click.echo(f"rule {added.id}: {added.describe()} is read-only")
+
+
+@rules.command("list")
+@db_option
+@json_option
+def list_rules(db_path, as_json):
+    """List the rules."""
+    import json
+
+    from repost.store.database import open_database
+    from repost.store.rules import get_rules
+
+    found = get_rules(open_database(db_path))
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in found], indent=2))
+        return
+    for r in found:
+        click.echo(f"{r.id}\t{r.kind}\t{r.describe()}\t{r.created_at}")
+    if not found:
+        click.echo("no rules", err=True)
+
+
+@rules.command("remove")
+@click.argument("rule_id", type=int, metavar="ID")
+@db_option
+def remove(rule_id, db_path):
+    """Remove a rule."""
+    from repost.store.database import open_database
+    from repost.store.rules import remove_rule
+
+    remove_rule(open_database(db_path), rule_id)
+    click.echo(f"rule {rule_id} removed")
