@@ -20,8 +20,9 @@ import sys
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 
-from repost.store.errors import StoreError
+from repost.addons.streaming import tee_request, tee_response
 from repost.store.database import open_database
+from repost.store.errors import StoreError
 from repost.store.sizes import parse_size
 from repost.store.writer_process import WriterProcess
 
@@ -51,6 +52,7 @@ class Recorder:
         self.filter: flowfilter.TFilter | None = None
         # Flows with a recorded method between request and response: shutdown waits for them.
         self.in_flight = 0
+        self.max_body = 10 * 1024 * 1024
         self._idle = asyncio.Event()
         self._closed = False
 
@@ -85,6 +87,7 @@ class Recorder:
             max_body = parse_size(ctx.options.repost_max_body)
         except ValueError as e:
             raise exceptions.OptionsError(f"repost_max_body: {e}") from e
+        self.max_body = max_body
         old = self.writer
         try:
             # Checked here, so that a bad file is refused before the proxy listens.
@@ -103,6 +106,18 @@ class Recorder:
         return self.filter is None or self.filter(flow)
 
     # Hooks stay thin: decide, then hand the flow over.
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self.writer is not None and self._method_wanted(flow):
+            tee_request(flow, self.max_body)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # The last moment to choose streaming: event streams and huge bodies go through live.
+        if self.writer is not None and self._method_wanted(flow):
+            tee_response(flow, self.max_body)
+
+    def _method_wanted(self, flow: http.HTTPFlow) -> bool:
+        return self.methods is None or flow.request.data.method in self.methods
 
     def request(self, flow: http.HTTPFlow) -> None:
         if self.methods is None or flow.request.data.method in self.methods:

@@ -612,6 +612,8 @@ def main(argv=None) -> int:
     since = "10m"
     if age > 5 * 60:  # a cached database ages: keep "the last 10 minutes of traffic"
         since = f"{int(age + 600)}s"
+    # An empty window (nothing recorded lately: "--since 10m" the next morning).
+    after_newest = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - age + 1))
     rare_n, common_n = _count_matches(db)
 
     cases = [
@@ -623,6 +625,7 @@ def main(argv=None) -> int:
         ("list --status 404", ["list", "--status", "404"], 200),
         ("list --status 5xx", ["list", "--status", "5xx"], 200),
         (f"list --since {since}", ["list", "--since", since], 200),
+        ("list --since <after newest> (0 rows)", ["list", "--since", after_newest], 200),
         (f"list --search {RARE_WORD} ({rare_n} flows)", ["list", "--search", RARE_WORD], 300),
         (f"list --search {COMMON_WORD} ({common_n:,} flows)", ["list", "--search", COMMON_WORD], 300),
         (f"show {show_id}", ["show", str(show_id)], 50),

@@ -1,6 +1,8 @@
 """Minimal upstream HTTP server for the benches.
 
 Answers POST on any path with 200 and a small JSON body. Loopback only.
+``GET /__count`` answers ``{"posts": N}``, the POSTs answered since start
+(for benches that check every request arrived).
 
     python bench/upstream.py --port 8081
 """
@@ -12,15 +14,23 @@ import argparse
 from aiohttp import web
 
 RESPONSE_BODY = b'{"ok": true, "id": 123}'
+_posts = 0
 
 
 async def handle_post(request: web.Request) -> web.Response:
+    global _posts
     await request.read()  # consume the request body like a real service would
+    _posts += 1
     return web.Response(body=RESPONSE_BODY, content_type="application/json")
+
+
+async def handle_count(request: web.Request) -> web.Response:
+    return web.json_response({"posts": _posts})
 
 
 def make_app() -> web.Application:
     app = web.Application()
+    app.router.add_get("/__count", handle_count)
     app.router.add_post("/{tail:.*}", handle_post)
     return app
 

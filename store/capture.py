@@ -9,6 +9,7 @@ with nothing secret in it, is one regex search and one hash.
 import json
 import time
 from hashlib import sha256
+from typing import NamedTuple
 
 from .bodies import decode_content
 from .redact import Redactor
@@ -20,9 +21,21 @@ COLUMNS = (
     "request_size", "request_sha256", "request_truncated", "request_redacted", "idempotency_key",
     "status", "reason", "response_http_version", "response_headers", "response_body",
     "response_content_encoding", "response_size", "response_sha256", "response_truncated",
-    "response_redacted", "duration_ms", "error", "replay_of",
+    "response_redacted", "duration_ms", "error", "replay_of", "response_incomplete", "response_chunks",
 )  # fmt: skip
 INSERT_SQL = f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class Streamed(NamedTuple):
+    """A body that went through unbuffered (a stream, or one above the size cap),
+    as the tee in addons/streaming.py saw it: its first bytes, and the whole's
+    size and SHA-256."""
+
+    prefix: bytes
+    size: int
+    sha256: str
+    complete: bool
+    chunks: tuple = ()  # ((t_ms, size), ...) since the response began, for event streams
 
 
 def snapshot(flow, replay_of: int | None = None) -> tuple:
@@ -36,11 +49,13 @@ def snapshot(flow, replay_of: int | None = None) -> tuple:
     resp = flow.response
     err = flow.error
     sd = resp.data if resp is not None else None
+    tees = flow.metadata.get("repost_tees")  # set only for streamed bodies
     return (
         flow.id, rd.timestamp_start, rd.method, rd.scheme, rd.host, rd.port, rd.path, rd.http_version,
-        rd.headers.fields, rd.content,
+        rd.headers.fields, tees["request"].result() if tees and "request" in tees else rd.content,
         None if sd is None else (
-            sd.status_code, sd.reason, sd.http_version, sd.headers.fields, sd.content,
+            sd.status_code, sd.reason, sd.http_version, sd.headers.fields,
+            tees["response"].result() if tees and "response" in tees else sd.content,
             sd.timestamp_end or sd.timestamp_start,
         ),
         None if err is None else (err.msg, err.timestamp),
@@ -94,16 +109,51 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
             resp_headers,
             *_body(resp_content, resp_encoding, resp_ctype, redactor, max_body),
         )
+        if isinstance(resp_content, Streamed):
+            stream_part = (int(not resp_content.complete), _encode_json(resp_content.chunks) if resp_content.chunks else None)
+        else:
+            stream_part = (0, None)
     else:
         resp_part = (None,) * 8 + (0, 0)  # no status, headers or body; not truncated or redacted
+        stream_part = (0, None)
         ended = None
     if ended is None:
         ended = err[1] if err else time.time()
     return (
         flow_id, iso_utc(started), method.decode(), url, scheme, host, port, path, query,
         http_version.decode(), req_headers, *req_body, ikey,
-        *resp_part, round((ended - started) * 1000, 3), err[0] if err else None, replay_of,
+        *resp_part, round((ended - started) * 1000, 3), err[0] if err else None, replay_of, *stream_part,
     )  # fmt: skip
+
+
+def events_from_snapshot(snap: tuple, redactor: Redactor | None) -> list[tuple]:
+    """The events of a streamed response, as rows: (seq, t_ms, event, event_id, data, retry)."""
+    from .sse import is_stream_type, parse_events
+
+    resp = snap[10]
+    if resp is None:
+        return []
+    content = resp[4]
+    ctype, encoding = "", None
+    for k, v in resp[3]:
+        lk = k.lower()
+        if lk == b"content-type":
+            ctype = v.decode("latin-1")
+        elif lk == b"content-encoding":
+            encoding = v.decode("latin-1")
+    if not is_stream_type(ctype) or not content:
+        return []
+    if isinstance(content, Streamed):
+        raw, chunks = content.prefix, content.chunks
+    else:
+        raw, chunks = content, ()
+    if encoding:  # rare for streams; times then only approximate
+        raw, chunks = decode_content(raw, encoding, partial_ok=True).data, ()
+    rows = []
+    for seq, e in enumerate(parse_events(raw, ctype, list(chunks))):
+        data = redactor.text(e.data) if redactor and redactor.may_hold_secret(e.data.encode()) else e.data
+        rows.append((seq, e.t_ms, e.event, e.id, data, e.retry))
+    return rows
 
 
 def _text_of_target(raw: bytes) -> str:
@@ -152,14 +202,19 @@ _encode_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(**kw) b
 _NOTED_HEADERS = frozenset({"idempotency-key", "content-type", "content-encoding"})
 
 
-def _body(raw: bytes | None, encoding: str | None, content_type: str, redactor, max_body: int) -> tuple:
+def _body(raw, encoding: str | None, content_type: str, redactor, max_body: int) -> tuple:
     """(stored bytes, stored encoding, size, sha256, truncated, redacted)."""
-    if raw is None:  # streamed or never received
+    if raw is None:  # streamed by mitmproxy itself, or never received
         return (None, None, None, None, 0, 0)
-    size = len(raw)
-    digest = sha256(raw).hexdigest()
-    truncated = size > max_body
-    stored = raw[:max_body] if truncated else raw
+    if isinstance(raw, Streamed):
+        size, digest = raw.size, raw.sha256
+        stored = raw.prefix[:max_body]
+        truncated = size > len(stored)
+    else:
+        size = len(raw)
+        digest = sha256(raw).hexdigest()
+        truncated = size > max_body
+        stored = raw[:max_body] if truncated else raw
     redacted = 0
     if redactor and stored:
         decoded = decode_content(stored, encoding, cap=max_body, partial_ok=True).data if encoding else stored

@@ -14,7 +14,7 @@ from .errors import CorruptDatabase, MissingDatabase, NewerSchema, NotARepostDat
 
 MIGRATION_SET = "repost"
 # Every migration name in migrations.py, in order (tests/test_store.py checks it).
-KNOWN_MIGRATIONS = ("m001_initial", "m002_list_indexes_and_search", "m003_rules")
+KNOWN_MIGRATIONS = ("m001_initial", "m002_list_indexes_and_search", "m003_rules", "m004_streams")
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000

@@ -91,3 +91,26 @@ def m003_rules(db: Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m004_streams(db: Database) -> None:
+    # Streamed responses (Server-Sent Events, NDJSON): when each chunk arrived,
+    # whether the stream ended properly, and the events parsed from it.
+    db.execute("ALTER TABLE flows ADD COLUMN response_incomplete INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE flows ADD COLUMN response_chunks TEXT")
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            flow INTEGER NOT NULL REFERENCES flows(id),
+            seq INTEGER NOT NULL,
+            t_ms REAL,
+            event TEXT NOT NULL,
+            event_id TEXT,
+            data TEXT NOT NULL,
+            retry INTEGER
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_events_flow ON events(flow, seq)")

@@ -1,0 +1,74 @@
+"""Streams pass through unbuffered, and are recorded on the way.
+
+Plain mitmproxy buffers a response until it ends: a chat completion that streams
+for ten seconds shows nothing for ten seconds. The recorder sets a ``BodyTee``
+as the body's ``stream`` for event streams (SSE, NDJSON) and for bodies above
+the size cap: every chunk goes on to the other side at once, and the tee keeps
+the first ``cap`` bytes, the running SHA-256 and size, and, for event streams,
+when each chunk arrived. Memory stays flat whatever the body's size.
+"""
+
+import time
+from hashlib import sha256
+
+from repost.store.capture import Streamed
+from repost.store.sse import is_stream_type
+
+
+class BodyTee:
+    __slots__ = ("cap", "prefix", "size", "hash", "complete", "chunks", "t0")
+
+    def __init__(self, cap: int, t0: float | None = None):
+        self.cap = cap
+        self.prefix = bytearray()
+        self.size = 0
+        self.hash = sha256()
+        self.complete = False
+        self.chunks: list | None = [] if t0 is not None else None
+        self.t0 = t0
+
+    def __call__(self, data: bytes) -> bytes:
+        if not data:  # mitmproxy's end-of-stream call
+            self.complete = True
+            return data
+        if self.chunks is not None:
+            self.chunks.append((round((time.time() - self.t0) * 1000, 3), len(data)))
+        self.size += len(data)
+        self.hash.update(data)
+        room = self.cap - len(self.prefix)
+        if room > 0:
+            self.prefix += data[:room]
+        return data
+
+    def result(self) -> Streamed:
+        return Streamed(bytes(self.prefix), self.size, self.hash.hexdigest(), self.complete, tuple(self.chunks or ()))
+
+
+def declared_size(headers) -> int | None:
+    try:
+        return int(headers.get("content-length", ""))
+    except ValueError:
+        return None
+
+
+def tee_request(flow, cap: int) -> None:
+    """Stream a request body above the cap (an upload) through a tee."""
+    size = declared_size(flow.request.headers)
+    if size is not None and size > cap:
+        tee = BodyTee(cap)
+        flow.request.stream = tee
+        flow.metadata.setdefault("repost_tees", {})["request"] = tee
+
+
+def tee_response(flow, cap: int) -> None:
+    """Stream an event stream, or a response body above the cap, through a tee."""
+    response = flow.response
+    if is_stream_type(response.headers.get("content-type")):
+        tee = BodyTee(cap, t0=response.timestamp_start or time.time())
+    else:
+        size = declared_size(response.headers)
+        if size is None or size <= cap:
+            return
+        tee = BodyTee(cap)
+    response.stream = tee
+    flow.metadata.setdefault("repost_tees", {})["response"] = tee
