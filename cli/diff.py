@@ -59,8 +59,27 @@ def flatten_flow(flow: dict, sides=("request", "response")) -> dict:
         if flow["error"]:
             out["response.error"] = flow["error"]
         _headers(out, "response", flow["response_headers"])
-        _body(out, "response.body", flow, "response")
+        if flow.get("events"):
+            _events(out, flow["events"])
+        else:
+            _body(out, "response.body", flow, "response")
     return out
+
+
+def _events(out: dict, events: list[dict]) -> None:
+    """A stream by its events (type and data, JSON data by path) and its assembled text."""
+    from repost.store.sse import Event, assemble_text
+
+    out["response.events.count"] = len(events)
+    for i, e in enumerate(events):
+        out[f"response.events[{i}].event"] = e["event"]
+        try:
+            _json_leaves(out, f"response.events[{i}].data", json.loads(e["data"]))
+        except ValueError:
+            out[f"response.events[{i}].data"] = e["data"]
+    text = assemble_text([Event(e["t_ms"], e["event"], e["id"], e["data"]) for e in events])
+    if text is not None:
+        out["response.text"] = text
 
 
 def _multi(pairs) -> dict:

@@ -79,7 +79,8 @@ def flow_json(flow: dict, replays: list[dict], rules=()) -> dict:
         "replay_of": flow["replay_of"],
         "request": _side_json(flow, "request"),
         "response": _side_json(flow, "response") if flow["status"] is not None else None,
-        "events": [],
+        "events": flow.get("events", []),
+        "incomplete": bool(flow.get("response_incomplete")),
         "replays": replays,
     }
 

@@ -62,8 +62,9 @@ def list_flows(db_path, selection, limit, as_json):
 @click.argument("flow_id", metavar="ID", type=int)
 @db_option
 @click.option("--as", "as_format", type=click.Choice(["curl", "httpie", "python"]), help="Print the request as a curl or httpie command, or a Python (httpx) snippet.")
+@click.option("--stream", "assemble", is_flag=True, help="Print the text a streamed (SSE) response assembles to, e.g. an OpenAI chat completion's.")
 @json_option
-def show(flow_id, db_path, as_format, as_json):
+def show(flow_id, db_path, as_format, assemble, as_json):
     """Show one flow: the request, the response, and SSE events if any.
 
     Bodies are decoded (gzip, br, zstd, deflate; charsets) and pretty-printed:
@@ -76,6 +77,14 @@ def show(flow_id, db_path, as_format, as_json):
     conn = _open(db_path)
     flow = get_flow(conn, flow_id)
     replays = replays_of(conn, flow_id)
+    if assemble:
+        from repost.store.sse import Event, assemble_text
+
+        text = assemble_text([Event(e["t_ms"], e["event"], e["id"], e["data"]) for e in flow["events"]])
+        if text is None:
+            raise click.ClickException(f"flow {flow_id} has no streamed chat or completion deltas to assemble")
+        click.echo(text)
+        return
     if as_format:
         from .snippets import redacted_headers, render_request
 

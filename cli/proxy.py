@@ -65,8 +65,8 @@ async def run_recording_proxy(settings: dict, extra: list[str], quiet: bool = Fa
     recorder = Recorder()
     master.addons.add(recorder, Announcer(quiet))
     try:
-        opts.set(*extra)
         opts.update(**settings)
+        opts.set(*extra)  # the user's --set wins
     except (exceptions.OptionsError, KeyError) as e:
         recorder.close()
         raise ProxyStartError(str(e).strip("'\"")) from None

@@ -57,6 +57,9 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
         repost_filter=filter_expr,
         repost_keep_secrets=keep_secrets,
         repost_max_body=str(max_body),
+        # Bodies above the cap stream through instead of filling memory, recorded or not
+        # (the recorder's tee takes over for the ones it records).
+        stream_large_bodies=str(max(max_body, 1)),
     )
     try:
         summary = asyncio.run(run_recording_proxy(settings, list(extra), quiet=quiet))

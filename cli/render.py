@@ -87,7 +87,12 @@ def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
             f"{flow['response_http_version'] or ''} [{_status_style(flow['status'])}]{flow['status']}[/] {_escape(flow['reason'] or '')}"
         )
         _headers(con, flow["response_headers"])
-        _body(con, flow, "response")
+        if flow.get("events"):
+            _events(con, flow)
+        else:
+            _body(con, flow, "response")
+        if flow.get("response_incomplete"):
+            con.print("[red]the stream was cut off[/]: what arrived is recorded")
         if flow["error"]:
             con.print(f"[red]error[/]: {_escape(flow['error'])}")
     if replays:
@@ -95,6 +100,16 @@ def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
         con.print(f"replayed {len(replays)} time{'s' if len(replays) != 1 else ''}:")
         for r in replays:
             con.print(f"  flow {r['id']}  {r['started_at']}  {_escape(r['target'] or '')}  {r['status'] or '-'}")
+
+
+def _events(con, flow: dict) -> None:
+    events = flow["events"]
+    con.print()
+    con.print(f"[dim]\\[{len(events)} events, streamed; `repost show {flow['id']} --stream` assembles the text][/]")
+    for e in events:
+        t = f"{e['t_ms']:>9.1f} ms" if e["t_ms"] is not None else "        -   "
+        label = e["event"] + (f" id={e['id']}" if e["id"] else "")
+        con.print(f"[cyan]{t}[/]  [bold]{_escape(label)}[/]  {_escape(e['data'])}", soft_wrap=True)
 
 
 def _escape(text: str) -> str:

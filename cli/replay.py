@@ -140,7 +140,7 @@ async def _send(session, p: Plan) -> Outcome:
             p.method, p.url, headers=CIMultiDict(p.headers), data=p.body or None, allow_redirects=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         ) as resp:  # fmt: skip
-            raw = await resp.read()
+            raw = await _read_body(resp)
             status = resp.status
             version = f"HTTP/{resp.version.major}.{resp.version.minor}"
             response = (status, resp.reason or "", version, list(resp.raw_headers), raw, time.time())
@@ -157,6 +157,23 @@ async def _send(session, p: Plan) -> Outcome:
         error=error, replay_of=p.flow["id"],
     )  # fmt: skip
     return Outcome(p, snap, status, error[0] if error else None, elapsed)
+
+
+async def _read_body(resp):
+    """The raw body; an event stream is read as it arrives, with each chunk's time."""
+    from repost.addons.streaming import BodyTee
+    from repost.store.sse import is_stream_type
+
+    if not is_stream_type(resp.headers.get("content-type")):
+        return await resp.read()
+    tee = BodyTee(STREAM_CAP, t0=time.time())
+    async for data in resp.content.iter_any():
+        tee(data)
+    tee(b"")
+    return tee.result()
+
+
+STREAM_CAP = 10 * 1024 * 1024
 
 
 def _authority(p: Plan) -> str:

@@ -75,6 +75,7 @@ def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
     if not rows:
         raise FlowNotFound(f"no flow with id {flow_id}")
     flow = rows[0]
+    flow["events"] = events_of(conn, flow_id)
     for side in ("request", "response"):
         raw = flow.get(f"{side}_headers")
         flow[f"{side}_headers"] = json.loads(raw) if raw else []
@@ -106,3 +107,11 @@ def replays_of(conn: sqlite3.Connection, flow_id: int) -> list[dict]:
             [flow_id],
         )
     )
+
+
+def events_of(conn: sqlite3.Connection, flow_id: int) -> list[dict]:
+    """The SSE/NDJSON events of a streamed response, in order."""
+    rows = conn.execute(
+        "SELECT t_ms, event, event_id AS id, data FROM events WHERE flow = ? ORDER BY seq", [flow_id]
+    )
+    return _dicts(rows)

@@ -9,6 +9,8 @@ Routes:
   /status/{code}       answers that status.
   /create (POST)       creates an "order": a new id and time each call.
   /pay (POST)          a payment honouring Idempotency-Key (a known key: the stored result).
+  /v1/chat/completions an OpenAI-style SSE stream, paced by a StreamScript (set_stream).
+  /download?size=N     N bytes with a Content-Length; /upload reads a body, answers its size and SHA-256.
 Every request is counted per path (Upstream.count), so tests can tell what was sent.
 Everything else behaves like /echo.
 """
@@ -78,6 +80,87 @@ async def create_order(request: web.Request) -> web.Response:
     return web.json_response(order, status=201)
 
 
+class StreamScript:
+    """What /v1/chat/completions streams, one chunk at a time.
+
+    After each chunk the server waits (up to `deadline` s) for the test to ack()
+    that its client received it: a proxy that buffered the stream would make
+    every wait run out, which `late` counts.
+    """
+
+    def __init__(self, words: list[str], deadline: float = 5.0, cut_after: int | None = None):
+        self.words = words
+        self.deadline = deadline
+        self.cut_after = cut_after  # the server drops the connection after this many chunks
+        self.sent: list[bytes] = []
+        self.acked = 0
+        self.late = 0
+
+    def ack(self) -> None:
+        self.acked += 1
+
+    def chunk(self, i: int, word: str) -> bytes:
+        doc = {
+            "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-test",
+            "choices": [{"index": 0, "delta": {"content": word} if i else {"role": "assistant", "content": word},
+                         "finish_reason": None}],
+        }  # fmt: skip
+        return f"data: {json.dumps(doc)}\n\n".encode()
+
+
+STREAM_SCRIPT = web.AppKey("stream_script", dict)  # {"script": StreamScript}: set while running
+
+
+async def chat_stream(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    script = request.app[STREAM_SCRIPT]["script"]
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    loop = asyncio.get_running_loop()
+    for i, word in enumerate(script.words):
+        data = script.chunk(i, word)
+        await resp.write(data)
+        script.sent.append(data)
+        if script.cut_after is not None and i + 1 >= script.cut_after:
+            request.transport.abort()  # the server goes away mid-stream
+            return resp
+        deadline = loop.time() + script.deadline
+        while script.acked <= i and loop.time() < deadline:
+            await asyncio.sleep(0.002)  # polling for the client's ack, bounded by the deadline
+        if script.acked <= i:
+            script.late += 1
+    await resp.write(b"data: [DONE]\n\n")
+    script.sent.append(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    """`size` bytes of a repeating pattern, with a Content-Length, written 1 MB at a time."""
+    size = int(request.query["size"])
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    resp.content_length = size
+    await resp.prepare(request)
+    block = bytes(range(256)) * 4096
+    sent = 0
+    while sent < size:
+        piece = block[: min(len(block), size - sent)]
+        await resp.write(piece)
+        sent += len(piece)
+    await resp.write_eof()
+    return resp
+
+
+async def upload(request: web.Request) -> web.Response:
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    async for data in request.content.iter_any():
+        digest.update(data)
+        size += len(data)
+    return web.json_response({"size": size, "sha256": digest.hexdigest()})
+
+
 COUNTS = web.AppKey("counts", dict)
 PAYMENTS = web.AppKey("payments", dict)
 
@@ -107,7 +190,11 @@ def make_app() -> web.Application:
     app = web.Application(client_max_size=1024**3, middlewares=[count_requests])
     app[COUNTS] = {}
     app[PAYMENTS] = {}
+    app[STREAM_SCRIPT] = {"script": StreamScript(["Hello", " world"])}
     app.router.add_route("POST", "/pay", pay)
+    app.router.add_route("POST", "/v1/chat/completions", chat_stream)
+    app.router.add_route("GET", "/download", download)
+    app.router.add_route("POST", "/upload", upload)
     app.router.add_route("*", "/gzip", gzipped)
     app.router.add_route("*", "/cookie", cookie)
     app.router.add_route("*", "/status/{code}", status)
@@ -135,6 +222,10 @@ class Upstream:
     def count(self, path: str = "*") -> int:
         """How many requests reached `path` ("*": all of them)."""
         return self.app[COUNTS].get(path, 0)
+
+    def set_stream(self, script: "StreamScript") -> "StreamScript":
+        self.app[STREAM_SCRIPT]["script"] = script
+        return script
 
     @property
     def payments(self) -> dict:
