@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl
 from .flowview import body_view
 
 # Headers that differ between any two exchanges and say nothing about them: times,
-# lengths, request and trace ids, and hop-by-hop headers (a replay sends its own).
+# lengths, request and trace ids, hop-by-hop headers (a replay sends its own), and
+# Host, which is the URL's host (not compared: a replay to staging is the same request).
 VOLATILE_HEADERS = frozenset({
-    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+    "host", ":authority", "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
     "date", "age", "expires", "content-length", "x-request-id", "request-id", "x-amzn-requestid",
     "x-amz-request-id", "x-amz-id-2", "x-correlation-id", "x-trace-id", "traceparent", "tracestate",
     "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-cloud-trace-context",
