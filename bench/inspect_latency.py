@@ -453,7 +453,7 @@ def measure(label, args, target, repost, db, env, runs, tty, log) -> dict:
     row["ok"] = None if target is None else row["median_ms"] <= target
     if "--json" in args and args[0] == "list":
         row["rows"] = len(json.loads(out))
-    log(f"  {label:<34} median {row['median_ms']:7.1f} ms  min {row['min_ms']:7.1f} ms"
+    log(f"  {label:<48} median {row['median_ms']:7.1f} ms  min {row['min_ms']:7.1f} ms"
         + (f"  ({row['rows']} rows)" if "rows" in row else ""))  # fmt: skip
     return row
 
@@ -624,8 +624,8 @@ def main(argv=None) -> int:
         ("list --path '/orders/*'", ["list", "--path", "/orders/*"], 200),
         ("list --status 404", ["list", "--status", "404"], 200),
         ("list --status 5xx", ["list", "--status", "5xx"], 200),
-        (f"list --since {since}", ["list", "--since", since], 200),
-        ("list --since <after newest> (0 rows)", ["list", "--since", after_newest], 200),
+        (f"list --since {since}" + ("" if since == "10m" else " (=10m before newest)"), ["list", "--since", since], 200),
+        ("list --since <after newest> (0 rows)", ["list", "--since", after_newest], 200),  # nothing lately
         (f"list --search {RARE_WORD} ({rare_n} flows)", ["list", "--search", RARE_WORD], 300),
         (f"list --search {COMMON_WORD} ({common_n:,} flows)", ["list", "--search", COMMON_WORD], 300),
         (f"show {show_id}", ["show", str(show_id)], 50),
@@ -674,15 +674,15 @@ def _mb(n: int) -> str:
 def print_table(s: dict, ok_size: bool) -> None:
     print()
     print(f"repost inspect latency: {s['flows']:,} flows in {s['db']}, {s['runs']} runs per command (median / min, ms)")
-    print(f"{'command':<44} {'median':>8} {'min':>8} {'target':>8}  result")
+    print(f"{'command':<48} {'median':>8} {'min':>8} {'target':>8}  result")
     for r in s["results"]:
         target = f"<{r['target_ms']}" if r["target_ms"] else "-"
         verdict = "-" if r["ok"] is None else "ok" if r["ok"] else "FAIL"
-        print(f"{r['label']:<44} {r['median_ms']:>8.1f} {r['min_ms']:>8.1f} {target:>8}  {verdict}")
+        print(f"{r['label']:<48} {r['median_ms']:>8.1f} {r['min_ms']:>8.1f} {target:>8}  {verdict}")
     fi = s["first_index"]
     if fi.get("first_search_ms") is not None:
         note = "" if fi["measured_now"] else " (measured on an earlier run; --reindex to re-time)"
-        print(f"{'first list --search (builds the FTS index)':<44} {fi['first_search_ms'] / 1000:>7.1f}s{note}")
+        print(f"{'first list --search (builds the FTS index)':<48} {fi['first_search_ms'] / 1000:>7.1f}s{note}")
     a, b = s["size_before_fts"] or {}, s["size_after_fts"]
     print()
     print(f"bodies: {_mb(b['wire_body_bytes'])} as sent (request_size + response_size), {_mb(b['stored_body_bytes'])} stored")

@@ -69,8 +69,7 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
 
 
 def print_differences(a: int, b: int, differences) -> None:
-    from rich.markup import escape
-
+    from .render import _escape as escape
     from .render import console
 
     con = console()

@@ -14,7 +14,13 @@ from .errors import CorruptDatabase, MissingDatabase, NewerSchema, NotARepostDat
 
 MIGRATION_SET = "repost"
 # Every migration name in migrations.py, in order (tests/test_store.py checks it).
-KNOWN_MIGRATIONS = ("m001_initial", "m002_list_indexes_and_search", "m003_rules", "m004_streams")
+KNOWN_MIGRATIONS = (
+    "m001_initial",
+    "m002_list_indexes_and_search",
+    "m003_rules",
+    "m004_streams",
+    "m005_smaller_search_index",
+)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
@@ -132,5 +138,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
     from .migrations import migrations
 
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # A new file: 32 KB pages hold several 2-3 KB flows each (4 KB pages held
+        # ~1.1, the rest wasted): 2.15x -> 1.59x of the bodies' size, measured.
+        # Only possible before the first table, and before WAL.
+        conn.execute("PRAGMA page_size = 32768")
     enable_wal(conn)
     migrations.apply(Database(conn))

@@ -114,3 +114,16 @@ def m004_streams(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX idx_events_flow ON events(flow, seq)")
+
+
+@migrations()
+def m005_smaller_search_index(db: Database) -> None:
+    # detail=none keeps no positions: the index shrinks from ~0.64x of the bodies to
+    # ~0.17x (measured on 1M flows). Searches match words, not phrases. The index
+    # is rebuilt lazily, like the first one.
+    db.execute("DROP TABLE flows_fts")
+    db.execute(
+        "CREATE VIRTUAL TABLE flows_fts USING fts5("
+        "request_body, response_body, content='', detail=none, tokenize='unicode61')"
+    )
+    db.execute("DELETE FROM repost_meta WHERE key = 'fts_indexed_upto'")

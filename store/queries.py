@@ -15,7 +15,9 @@ SUMMARY_COLUMNS = (
 )  # fmt: skip
 # What the safety class needs besides: the request's headers and the head of its body
 # (a GraphQL query is safe). Capped, so a list never reads whole large bodies.
-SAFETY_COLUMNS = ("request_headers", "request_content_encoding", "substr(request_body, 1, 65536) AS request_body")
+SAFETY_COLUMNS = (
+    "flows.request_headers", "flows.request_content_encoding", "substr(flows.request_body, 1, 65536) AS request_body",
+)  # fmt: skip
 
 
 def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
@@ -28,12 +30,36 @@ def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50)
     keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body")
     if selection is not None and selection.filter_expr:
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
+    cols = ", ".join([f"flows.{c}" for c in SUMMARY_COLUMNS] + list(SAFETY_COLUMNS))
+    page = " LIMIT ?" if limit is not None else ""
+    tail = [limit] if limit is not None else []
+    if selection is not None and selection.search:
+        # Walk the full-text matches newest first and stop at --limit, instead of
+        # collecting every match (a common word matches most flows).
+        where, params = selection.where(search=False)
+        extra = where.replace(" WHERE ", " AND ", 1)
+        sql = (
+            f"SELECT {cols} FROM flows_fts JOIN flows ON flows.id = flows_fts.rowid"
+            f" WHERE flows_fts MATCH ?{extra} ORDER BY flows_fts.rowid DESC{page}"
+        )
+        return _dicts(conn.execute(sql, [selection.fts_query()] + params + tail))
     where, params = selection.where() if selection is not None else ("", [])
-    sql = f"SELECT {', '.join(SUMMARY_COLUMNS + SAFETY_COLUMNS)} FROM flows{where} ORDER BY id DESC"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return _dicts(conn.execute(sql, params))
+    if not where:
+        return _dicts(conn.execute(f"SELECT {cols} FROM flows ORDER BY id DESC{page}", tail))
+    # Few matches: find them by index, then sort just those. Many: walk the table
+    # newest first and stop at --limit (sorting 300,000 index hits would not).
+    probe = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM flows{where} LIMIT {FEW_MATCHES})", params)
+    if probe.fetchone()[0] < FEW_MATCHES:
+        sql = (
+            f"SELECT {cols} FROM flows WHERE id IN"
+            f" (SELECT id FROM flows{where} ORDER BY +id DESC{page}) ORDER BY id DESC"
+        )
+    else:
+        sql = f"SELECT {cols} FROM flows NOT INDEXED{where} ORDER BY id DESC{page}"
+    return _dicts(conn.execute(sql, params + tail))
+
+
+FEW_MATCHES = 5000
 
 
 def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = None, newest_first: bool = True):

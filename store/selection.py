@@ -54,7 +54,10 @@ class Selection:
     search: str | None = None
     filter_expr: str | None = None
 
-    def where(self) -> tuple[str, list]:
+    def fts_query(self) -> str:
+        return fts_phrase(self.search or "")
+
+    def where(self, search: bool = True) -> tuple[str, list]:
         clauses, params = [], []
         if self.ids:
             clauses.append(f"id IN ({', '.join('?' * len(self.ids))})")
@@ -81,7 +84,7 @@ class Selection:
         if self.methods:
             clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
             params += [m.upper() for m in self.methods]
-        if self.search:
+        if self.search and search:
             clauses.append("id IN (SELECT rowid FROM flows_fts WHERE flows_fts MATCH ?)")
             params.append(fts_phrase(self.search))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
@@ -92,6 +95,9 @@ def _is_glob(text: str) -> bool:
 
 
 def fts_phrase(text: str) -> str:
-    """Each word as a quoted FTS5 string: no query syntax for the user to trip over."""
-    words = text.split()
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
+    """Each word as a quoted FTS5 token, all required: no query syntax to trip over.
+
+    Split the way the unicode61 tokenizer splits, since the index keeps no
+    positions (detail=none) and so cannot match a phrase of several tokens."""
+    tokens = re.findall(r"\w+", text)
+    return " ".join(f'"{t}"' for t in tokens) or '""'

@@ -1,0 +1,70 @@
+"""``repost export`` and ``repost import``: fixtures out, captures in."""
+
+import sys
+
+import click
+
+from .options import db_option, selection_options
+
+
+@click.command()
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@click.option("--format", "fmt", required=True, type=click.Choice(["har", "vcr", "curl", "mitm"]), help="har (HAR 1.2), vcr (a VCR.py cassette), curl (shell commands), mitm (a mitmproxy flow file).")
+@db_option
+@selection_options
+@click.option("--limit", type=click.IntRange(min=1), help="Export at most this many of the selected flows.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="Write here instead of stdout.")
+def export(ids, fmt, db_path, selection, limit, output):
+    """Export flows (all of them, or the ids and filters given), oldest first.
+
+    \b
+    repost export --format har -o traffic.har
+    repost export --format vcr --path '/v1/*' -o tests/cassettes/api.yaml
+    repost export --format curl 12 | sh          # re-send flow 12, exact bytes
+    repost export --format mitm -o flows.mitm    # mitmproxy -r flows.mitm
+
+    Redacted values stay redacted. A VCR cassette leaves out flows with no
+    response. vcrpy matches requests on method and URI by default: for several
+    POSTs to one URL, add "body" to match_on (see the README).
+    """
+    from dataclasses import replace
+
+    from repost.store import export as formats
+    from repost.store.database import open_database
+    from repost.store.queries import select_full_flows
+
+    conn = open_database(db_path)
+    if ids:
+        selection = replace(selection, ids=list(ids))
+    rows = formats.rows_with_events(conn, select_full_flows(conn, selection, limit, newest_first=False))
+    binary = fmt == "mitm"
+    if output == "-":
+        if binary and sys.stdout.isatty():
+            raise click.UsageError("a mitmproxy flow file is binary: give -o FILE, or pipe it")
+        out = sys.stdout.buffer if binary else sys.stdout
+        count = _write(formats, fmt, rows, out)
+        out.flush()
+    else:
+        with open(output, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
+            count = _write(formats, fmt, rows, out)
+    click.echo(f"repost: exported {count} flow{'s' if count != 1 else ''} as {fmt}", err=True)
+
+
+def _write(formats, fmt, rows, out) -> int:
+    return {"har": formats.write_har, "vcr": formats.write_vcr, "curl": formats.write_curl, "mitm": formats.write_mitm}[fmt](rows, out)
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["har", "mitm"]), help="The file's format (detected when not given).")
+@click.option("--keep-secrets", is_flag=True, help="Do not redact secrets on the way in.")
+@db_option
+def import_(path, fmt, keep_secrets, db_path):
+    """Import a HAR file (a browser's, or repost's own) or a mitmproxy flow file.
+
+    Secrets are redacted on the way in, as the recorder does.
+    """
+    from repost.store.importer import import_file
+
+    count = import_file(path, db_path, fmt=fmt, keep_secrets=keep_secrets)
+    click.echo(f"repost: imported {count} flow{'s' if count != 1 else ''} from {path}", err=True)
