@@ -44,6 +44,11 @@ class RepostGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # `repost export ... | head`: the reader left; stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(141)
         except (StoreError, sqlite3.Error, OSError, UnicodeError) as e:
             if _debug(ctx):
                 raise

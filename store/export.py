@@ -111,17 +111,38 @@ def _vcr_interaction(row: dict) -> dict:
     body = bytes(row["request_body"]) if row["request_body"] else None
     if body is not None and row["request_content_encoding"] is None and row["request_redacted"]:
         req_headers = [[k, v] for k, v in req_headers if k.lower() != "content-encoding"]
-    resp_headers = _headers(row, "response")
-    if row["response_redacted"]:
-        resp_headers = [[k, v] for k, v in resp_headers if k.lower() != "content-encoding"]
+    # Response bodies go in decoded, as vcrpy's decode_compressed_response writes them:
+    # its stubs hand clients the stored bytes without undoing a Content-Encoding.
+    resp_body = bytes(row["response_body"] or b"")
+    if row["response_content_encoding"]:
+        resp_body = decode_content(resp_body, row["response_content_encoding"]).data
+    resp_headers = [
+        [k, str(len(resp_body)) if k.lower() == "content-length" else v]
+        for k, v in _headers(row, "response")
+        if k.lower() != "content-encoding"
+    ]
+    req_encoded = any(k.lower() == "content-encoding" for k, _ in req_headers)
     return {
-        "request": {"method": row["method"], "uri": row["url"], "body": body, "headers": header_map(req_headers)},
+        "request": {
+            "method": row["method"], "uri": row["url"], "headers": header_map(req_headers),
+            "body": _readable(body, req_encoded),
+        },
         "response": {
             "status": {"code": row["status"], "message": row["reason"] or ""},
             "headers": header_map(resp_headers),
-            "body": {"string": bytes(row["response_body"] or b"")},
+            "body": {"string": _readable(resp_body, False)},
         },
-    }
+    }  # fmt: skip
+
+
+def _readable(body: bytes | None, encoded: bool):
+    """Text stays text in the cassette (people read fixtures); other bytes stay bytes."""
+    if body is None or encoded:
+        return body
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return body
 
 
 # -- curl ----------------------------------------------------------------------

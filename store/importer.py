@@ -31,7 +31,9 @@ def har_entries(path: Path) -> Iterator[dict]:
     any other HAR (a browser's) is read whole."""
     with open(path, encoding="utf-8") as f:
         first = f.readline()
-        if first.startswith('{"log": {"version": "1.2", "creator": {"name": "repost"'):
+        if first.startswith('{"log": {"version": "1.2", "creator": {"name": "repost"') and first.rstrip().endswith(
+            '"entries": ['
+        ):
             for line in f:
                 line = line.strip().rstrip(",")
                 if line.startswith("{"):

@@ -84,7 +84,9 @@ class Redactor:
     # -- headers and URLs ------------------------------------------------------
 
     def header_value(self, name: str, value: str) -> str:
-        return self.fingerprint(value) if is_secret_name(name) else value
+        if not is_secret_name(name) or value.startswith(REDACTED_PREFIX):
+            return value  # not a secret, or redacted already (an import of an export)
+        return self.fingerprint(value)
 
     def query(self, query: str) -> str:
         """Redact secret-named parameters in a query string, leaving the rest byte for byte."""
