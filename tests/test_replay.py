@@ -120,28 +120,33 @@ def test_a_read_only_rule_is_honoured(tmp_path, counting_upstream):
 
 def run_on_a_terminal(args: list[str], answer: bytes, env: dict) -> tuple[int, str]:
     """Run the CLI on a pseudo-terminal; answer its prompt; return (exit code, screen)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the CLI, with the pty as its terminal
-        os.execvpe(sys.executable, [sys.executable, "-m", "repost.cli", *args], {**os.environ, **env})
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repost.cli", *args], stdin=terminal, stdout=terminal, stderr=terminal,
+        env={**os.environ, **env}, start_new_session=True,
+    )  # fmt: skip
+    os.close(terminal)
     screen = b""
     answered = False
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
+        ready, _, _ = select.select([controller], [], [], 0.5)
         if ready:
             try:
-                chunk = os.read(fd, 4096)
-            except OSError:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closed: the program ended
                 break
             if not chunk:
                 break
             screen += chunk
             if not answered and b"[y/N]" in screen:
-                os.write(fd, answer)
+                os.write(controller, answer)
                 answered = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(30)
+    os.close(controller)
+    return code, screen.decode(errors="replace")
 
 
 @pytest.mark.parametrize("answer, code, sent", [(b"n\n", 3, 0), (b"y\n", 0, 1)])
