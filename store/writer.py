@@ -1,10 +1,10 @@
 """Writing flows to SQLite in batches: converting snapshots to rows, committing,
 retrying when the database fails, salvaging rows that cannot be stored whole.
 
-``BatchWriter`` does the work synchronously; ``FlowWriter`` runs it on a thread
-for callers in this process (the CLI). The recording proxy runs a
-``BatchWriter`` in a separate process instead (``writer_process.py``), because
-any Python work on a thread of the proxy's process competes for its GIL.
+``BatchWriter`` does the work synchronously: the CLI (replay, import) calls it
+directly, and the recording proxy runs it in a separate process
+(``writer_process.py``), because any Python work on a thread of the proxy's
+process competes for its GIL.
 
 A failed commit (disk full, read-only file, a lock held too long) keeps the rows
 and retries on the next batch, logging loudly; nothing is dropped until the
@@ -14,10 +14,8 @@ backlog passes ``max_backlog`` rows, and then the loss is counted and logged.
 import logging
 import sqlite3
 import time
-import threading
-from collections import deque
 
-from .capture import COLUMNS, INSERT_SQL, events_from_snapshot, row_from_snapshot, snapshot
+from .capture import COLUMNS, INSERT_SQL, events_from_snapshot, row_from_snapshot
 from .database import open_database
 from .errors import StoreError
 from .redact import Redactor
@@ -203,53 +201,6 @@ class BatchWriter:
             log.error("repost: backlog full, %d flows dropped (%d in all)", overflow, self.lost)
             rows = rows[overflow:]
         self._unwritten = rows
-
-
-class FlowWriter:
-    """A BatchWriter on its own thread, fed through a deque (for use in this process)."""
-
-    def __init__(self, path: str, *, redactor: Redactor | None, max_body: int, interval: float = 0.1):
-        self.batch = BatchWriter(path, redactor=redactor, max_body=max_body)
-        self.path = path
-        self.interval = interval
-        self._queue: deque = deque()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="repost-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, flow, replay_of: int | None = None) -> None:
-        self._queue.append(snapshot(flow, replay_of))
-
-    def submit_error(self, flow_id: str, message: str) -> None:
-        self._queue.append(error_update(flow_id, message))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-        self.flush()
-
-    def flush(self) -> None:
-        while self._queue or self.batch.backlog:
-            items = [self._queue.popleft() for _ in range(min(500, len(self._queue)))]
-            if not self.batch.write(items):
-                return
-
-    def close(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        self._thread.join()
-        self.flush()
-        self.batch.lost += len(self._queue)
-        self.batch.close()
-
-    @property
-    def written(self) -> int:
-        return self.batch.written
-
-    @property
-    def lost(self) -> int:
-        return self.batch.lost
 
 
 def _salvage(row: tuple, error: str) -> tuple:

@@ -23,7 +23,8 @@ from repost.store.errors import (
     StoreError,
 )
 from repost.store.redact import Redactor
-from repost.store.writer import BatchWriter, FlowWriter, error_update
+from repost.store.writer import BatchWriter, error_update
+from repost.store.writer_process import WriterProcess
 
 from .helpers import wait_for
 
@@ -481,50 +482,45 @@ def test_database_failure_during_salvage_does_not_duplicate_rows(db):
     assert w.written == 2
 
 
-# -- the writer thread -----------------------------------------------------------
+# -- the writer process (what the recorder runs) ---------------------------------------
 
 
-def test_flow_writer_writes_everything_on_close(db):
+def test_writer_process_writes_everything_on_close(db):
     flows = [post_flow(b"n=%d" % i) for i in range(25)]
-    fw = FlowWriter(str(db), redactor=Redactor(b"k"), max_body=MB, interval=0.01)
+    wp = WriterProcess(str(db), keep_secrets=False, max_body=MB, interval=0.01)
     for f in flows:
-        fw.submit(f)
-    fw.submit_error(flows[3].id, "client disconnected")
-    fw.close()
-    fw.close()  # idempotent
-    assert fw.written == 25 and fw.lost == 0
+        wp.submit(f)
+    wp.submit_error(flows[3].id, "client disconnected")
+    wp.close()
+    wp.close()  # idempotent
+    assert wp.written == 25 and wp.lost == 0
     got = rows(db)
     assert [r["flow_id"] for r in got] == [f.id for f in flows]
     assert got[3]["error"] == "client disconnected"
 
 
-def test_flow_writer_records_replay_of(db):
-    fw = FlowWriter(str(db), redactor=None, max_body=MB, interval=0.01)
-    original = post_flow(b"first")
-    fw.submit(original)
-    fw.close()
+def test_writer_process_records_replay_of(db):
+    wp = WriterProcess(str(db), keep_secrets=True, max_body=MB, interval=0.01)
+    wp.submit(post_flow(b"first"))
+    wp.close()
     original_id = rows(db)[0]["id"]
-    fw = FlowWriter(str(db), redactor=None, max_body=MB, interval=0.01)
-    fw.submit(post_flow(b"first"), replay_of=original_id)
-    fw.close()
+    wp = WriterProcess(str(db), keep_secrets=True, max_body=MB, interval=0.01)
+    wp.submit(post_flow(b"first"), replay_of=original_id)
+    wp.close()
     assert [r["replay_of"] for r in rows(db)] == [None, original_id]
 
 
-def test_flow_writer_retries_until_the_database_is_free(db):
-    fw = FlowWriter(str(db), redactor=None, max_body=MB, interval=0.01)
-    try:
-        fw.batch._conn.execute("PRAGMA busy_timeout = 20")  # the thread is idle: nothing queued yet
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        flows = [post_flow(b"n=%d" % i) for i in range(5)]
-        for f in flows:
-            fw.submit(f)
-        wait_for(lambda: fw.batch.last_error is not None, 10, what="the writer to hit the lock")
-        assert _count(db) == 0
-        blocker.execute("COMMIT")
-        blocker.close()
-        wait_for(lambda: _count(db) == 5, 10, what="the backlog to be written")
-    finally:
-        fw.close()
-    assert fw.written == 5 and fw.lost == 0
+def test_writer_process_waits_for_a_locked_database(db):
+    open_database(db, create=True).close()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    wp = WriterProcess(str(db), keep_secrets=True, max_body=MB, interval=0.01)
+    flows = [post_flow(b"n=%d" % i) for i in range(5)]
+    for f in flows:
+        wp.submit(f)
+    assert _count(db) == 0
+    blocker.execute("COMMIT")
+    blocker.close()
+    wp.close()
+    assert wp.written == 5 and wp.lost == 0
     assert sorted(r["flow_id"] for r in rows(db)) == sorted(f.id for f in flows)
