@@ -67,7 +67,7 @@ def _debug(ctx: click.Context) -> bool:
     return bool((ctx.obj or {}).get("debug")) or os.environ.get("REPOST_DEBUG", "") not in ("", "0")
 
 
-@click.group(cls=RepostGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="repost", cls=RepostGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (also REPOST_DEBUG=1).")
 @click.version_option(package_name="repost")
 @click.pass_context

@@ -1,0 +1,30 @@
+"""Every command has help, and the README documents it (the sqlite-utils habit)."""
+
+from pathlib import Path
+
+import pytest
+
+from repost.cli.main import COMMANDS
+
+from .helpers import repost
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_and_a_readme_section(command):
+    result = repost(command, "--help")
+    assert result.exit_code == 0
+    assert result.output.startswith(f"Usage: repost {command}") or f"repost {command}" in result.output
+    assert f"`repost {command}" in README, f"README has no section for repost {command}"
+
+
+def test_readme_starts_with_the_two_commands():
+    head = README.split("## ", 1)[0]
+    assert "pip install -e . && .venv/bin/repost record" in head
+    assert "pip install -e '.[test]' && .venv/bin/python -m pytest" in head
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest" in ci
