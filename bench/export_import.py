@@ -211,7 +211,7 @@ def run(argv: list[str], env: dict, log_path: Path) -> dict:
     q1 = samples[len(samples) // 4][1] if samples else 0
     q3 = samples[3 * len(samples) // 4][1] if samples else 0
     return {
-        "seconds": round(seconds, 2), "rc": proc.returncode, "count": int(m.group(1)) if m else None,
+        "seconds": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "rc": proc.returncode, "count": int(m.group(1)) if m else None,
         "peak_rss_mb": round(peak / 1024, 1), "peak_source": "ru_maxrss" if exact else "VmHWM",
         "sampled_hwm_mb": round(hwm[0] / 1024, 1),
         "rss_q1_mb": round(q1 / 1024, 1), "rss_q3_mb": round(q3 / 1024, 1), "samples": len(samples),
@@ -277,6 +277,9 @@ def main(argv=None) -> int:
             subprocess.run([str(repost), "import", str(out), "--db", str(work / "warmup.db")], env=env, capture_output=True)
     warm(db)
 
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        log(f"  note: load average {load_before:.2f} before the runs: other work competes for the {os.cpu_count()} cores")
     results: list[dict] = []
     failed_runs: list[str] = []
     sizes = [small, args.flows] if small < args.flows else [args.flows]
@@ -325,6 +328,7 @@ def main(argv=None) -> int:
         return 3
 
     summary = evaluate(results, args, small, db, info)
+    summary["load_before"] = load_before
     summary["failed"] = failed_runs + summary["failed"]
     summary["workdir"] = str(work) if (args.keep or failed_runs) else None
     if not (args.keep or failed_runs):
@@ -337,7 +341,7 @@ def main(argv=None) -> int:
 
 
 def _line(r: dict) -> str:
-    return (f"  {r['kind']:<6} {r['fmt']:<4} {r['flows']:>7,} flows  {r['seconds']:6.1f} s  "
+    return (f"  {r['kind']:<6} {r['fmt']:<4} {r['flows']:>7,} flows  {r['seconds']:6.1f} s (cpu {r['cpu_s']:5.1f} s)  "
             f"peak {r['peak_rss_mb']:6.1f} MB  rc {r['rc']}")  # fmt: skip
 
 
@@ -379,7 +383,7 @@ def print_table(s: dict) -> None:
     print(f"repost export/import: {s['flows']:,} flows ({s['binary_flows']} binary) in {s['db']} "
           f"({_size(s['db_bytes'])}); pass: < {s['max_seconds']:.0f} s, peak RSS growth {s['small']:,} -> "
           f"{s['flows']:,} <= {s['max_growth_mb']:.0f} MB")  # fmt: skip
-    head = f"{'command':<38} {'flows':>8} {'seconds':>8} {'peak RSS':>9} {'output':>10} {'<30s':>5} {'growth':>8} {'flat':>5}"
+    head = f"{'command':<38} {'flows':>8} {'seconds':>8} {'cpu s':>6} {'peak RSS':>9} {'output':>10} {'<30s':>5} {'growth':>8} {'flat':>5}"
     print(head)
     print("-" * len(head))
     for r in s["results"]:
@@ -389,9 +393,12 @@ def print_table(s: dict) -> None:
         growth = f"{r['growth_mb']:+.1f}" if r.get("growth_mb") is not None else ""
         flat = "" if r.get("flat") is None else ("ok" if r["flat"] else "FAIL")
         out = _size(r["output_bytes"]) + (" db" if r["kind"] == "import" else "")
-        print(f"{name:<38} {r['flows']:>8,} {r['seconds']:>8.1f} {r['peak_rss_mb']:>6.1f} MB {out:>10} "
+        print(f"{name:<38} {r['flows']:>8,} {r['seconds']:>8.1f} {r['cpu_s']:>6.1f} {r['peak_rss_mb']:>6.1f} MB {out:>10} "
               f"{'ok' if r['fast'] else 'FAIL':>5} {growth:>8} {flat:>5}")  # fmt: skip
+    print("seconds: wall clock of the whole command; cpu s: its user+sys time (less sensitive to other load on the machine)")
     print("peak RSS: the command's own peak (ru_maxrss / VmHWM); output: the exported file, or the new database")
+    if s.get("load_before") is not None:
+        print(f"load average before the runs: {s['load_before']:.2f} on {os.cpu_count()} cores")
     print("FAILED: " + "; ".join(s["failed"]) if s["failed"] else "all criteria met")
 
 

@@ -121,10 +121,18 @@ def _body(out: dict, prefix: str, flow: dict, side: str) -> None:
         out[f"{prefix}:line {number}"] = line
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-$@]+")
+
+
+def _key(key: str) -> str:
+    """``.name`` for a plain key; ``["a.b"]`` for one that would read as a path."""
+    return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{json.dumps(key, ensure_ascii=False)}]"
+
+
 def _json_leaves(out: dict, path: str, value) -> None:
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            _json_leaves(out, f"{path}.{key}", item)
+            _json_leaves(out, f"{path}{_key(key)}", item)
     elif isinstance(value, list) and value:
         for i, item in enumerate(value):
             _json_leaves(out, f"{path}[{i}]", item)

@@ -41,24 +41,51 @@ def graphql_operation(body: bytes | None, content_type: str | None = None) -> st
     for d in docs:
         if not isinstance(d, dict) or not isinstance(d.get("query"), str):
             return None
-        ops.append(_operation(d["query"]))
+        name = d.get("operationName")
+        ops.append(_operation(d["query"], name if isinstance(name, str) else None))
     if not ops or None in ops:
         return None
     return "query" if all(op == "query" for op in ops) else "mutation" if "mutation" in ops else ops[0]
 
 
-def _operation(source: str) -> str | None:
-    rest = source[_GRAPHQL_COMMENT.match(source).end() :]
-    if rest.startswith("{"):
-        return "query"
-    m = re.match(r"(query|mutation|subscription)\b", rest)
-    if m:
-        return m.group(1)
-    if rest.startswith("fragment"):
-        # A document of fragments then an operation: look for the operation keyword.
-        m = re.search(r"(?:^|\})\s*(query|mutation|subscription)\b", rest)
-        return m.group(1) if m else None
+_STRINGS = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"')
+_COMMENTS = re.compile(r"#[^\n\r]*")
+
+
+def _operation(source: str, operation_name: str | None = None) -> str | None:
+    """The kind of operation a GraphQL document runs: 'query', 'mutation', 'subscription'.
+
+    With an operationName, the operation of that name; without, the least safe
+    operation in the document (a document of several needs a name to run one;
+    assuming the worst is the safe side). ``{ ... }`` is the query shorthand."""
+    code = _COMMENTS.sub(" ", _STRINGS.sub('""', source))
+    if operation_name:
+        m = re.search(rf"\b(query|mutation|subscription)\s+{re.escape(operation_name)}\b", code)
+        if m:
+            return m.group(1)
+    # Operation keywords where a definition can start: at the top level, outside braces.
+    depth, kinds = 0, set()
+    for m in re.finditer(r"[{}]|\b(query|mutation|subscription|fragment)\b", code):
+        token = m.group(0)
+        if token == "{":
+            if depth == 0 and not _opens_a_definition(code, m.start()):
+                kinds.add("query")  # the shorthand: a selection set on its own
+            depth += 1
+        elif token == "}":
+            depth = max(0, depth - 1)
+        elif depth == 0 and token != "fragment":
+            kinds.add(token)
+    for kind in ("mutation", "subscription", "query"):
+        if kind in kinds:
+            return kind
     return None
+
+
+def _opens_a_definition(code: str, brace: int) -> bool:
+    """Does the "{" at ``brace`` belong to a definition (query X(...) / fragment F on T)?"""
+    before = code[:brace].rstrip()
+    start = max(before.rfind("}"), -1)
+    return bool(re.search(r"\b(query|mutation|subscription|fragment)\b", before[start + 1 :]))
 
 
 def classify(

@@ -7,7 +7,7 @@ expand to gigabytes; these decoders stop at ``cap`` bytes and say so.
 import zlib
 from dataclasses import dataclass
 
-DEFAULT_DECODE_CAP = 64 * 1024 * 1024
+DEFAULT_DECODE_CAP = 16 * 1024 * 1024  # a stored body is at most --max-body (10 MB) on the wire
 
 
 @dataclass

@@ -57,8 +57,12 @@ def row_to_flow(row: dict):
         timestamp_start=started,
         timestamp_end=started,
     )
-    client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0), timestamp_start=started)
-    server = connection.Server(address=(row["host"], row["port"]))
+    # Ids given, so that no uuid4() is drawn per connection (an export makes 100,000).
+    conn_id = row.get("flow_id") or str(row["id"])
+    client = connection.Client(
+        id=conn_id, peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0), timestamp_start=started
+    )
+    server = connection.Server(id=conn_id, address=(row["host"], row["port"]))
     f = http.HTTPFlow(client, server)
     f.request = request
     if row.get("flow_id"):

@@ -30,7 +30,10 @@ _NOT_SECRET = {"idempotencykey"}
 # Cheap test on raw bytes: most bodies contain none of these and skip parsing.
 # Every name is_secret_name accepts contains one of them (tests/test_redact.py
 # checks it); lower() plus substring tests is 4-10x faster than one regex.
-_MAYBE_SECRET_WORDS = (b"pass", b"secret", b"token", b"key", b"credential", b"cookie", b"auth", b"session", b"signature", b"pwd", b"sid")
+# The body is searched with its ASCII punctuation and spaces taken out, as names
+# are normalised ("to_ken" and "p-wd" must not slip through).
+_MAYBE_SECRET_WORDS = (b"pass", b"secret", b"token", b"key", b"credential", b"cookie", b"auth", b"sess", b"signature", b"pwd", b"sid")
+_NOT_ALNUM = bytes(b for b in range(128) if not chr(b).isalnum())
 
 
 @lru_cache(maxsize=4096)
@@ -72,9 +75,6 @@ class Redactor:
         # In a form body, a value runs to the next "&" whatever it holds.
         self._form_pair = re.compile(r"(^|&)([^=&]+)=([^&]*)")
         self._json_pair = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)')
-        self._multipart_field = re.compile(
-            r'(name="([^"]*)"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)(.*?)(\r?\n--)', re.S
-        )
 
     def fingerprint(self, value: str | bytes) -> str:
         if isinstance(value, str):
@@ -104,7 +104,7 @@ class Redactor:
     # -- bodies ----------------------------------------------------------------
 
     def may_hold_secret(self, data: bytes) -> bool:
-        low = data.lower()
+        low = data.lower().translate(None, _NOT_ALNUM)
         for word in _MAYBE_SECRET_WORDS:
             if word in low:
                 return True
@@ -117,7 +117,7 @@ class Redactor:
         ctype = content_type.lower()
         text = data.decode("utf-8", "surrogateescape")
         if "multipart/" in ctype:
-            new = self._multipart(text)
+            new = self._multipart(text, content_type)
         elif "x-www-form-urlencoded" in ctype:
             new = self.form(text)
         else:
@@ -180,13 +180,25 @@ class Redactor:
 
         return self.query(self._json_pair.sub(json_pair, text))
 
-    def _multipart(self, text: str) -> str:
-        def field(m: re.Match) -> str:
-            if not is_secret_name(m.group(2)):
-                return m.group(0)
-            return m.group(1) + self.fingerprint(m.group(3)) + m.group(4)
-
-        return self._multipart_field.sub(field, text)
+    def _multipart(self, text: str, content_type: str) -> str:
+        """Split on the declared boundary; redact the parts named like secrets."""
+        m = re.search(r'boundary=(?:"([^"]+)"|([^;\s]+))', content_type, re.I)
+        if not m:
+            return self.text(text)
+        delimiter = "--" + (m.group(1) or m.group(2))
+        pieces = text.split(delimiter)
+        for i, piece in enumerate(pieces[1:], 1):
+            head, sep, value = piece.partition("\r\n\r\n")
+            if not sep:
+                head, sep, value = piece.partition("\n\n")
+            name = re.search(r'\bname="([^"]*)"', head)
+            if not sep or not name or not is_secret_name(name.group(1)):
+                continue
+            end = "\r\n" if value.endswith("\r\n") else "\n" if value.endswith("\n") else ""
+            secret = value[: len(value) - len(end)]
+            if secret and not secret.startswith(REDACTED_PREFIX):
+                pieces[i] = head + sep + self.fingerprint(secret) + end
+        return delimiter.join(pieces)
 
 
 def _already(value) -> bool:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import resource
 import socket
 import socketserver
@@ -20,7 +21,10 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import brotli
 import httpx
@@ -28,7 +32,7 @@ import pytest
 import yaml
 import zstandard
 
-from .helpers import RecordingProxy, list_json, repost, wait_for
+from .helpers import RecordingProxy, list_json, repost, show_json, wait_for
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -124,7 +128,7 @@ def http_response(body: bytes, headers: list[tuple[str, str | bytes]], status: b
     """A response's wire bytes; length -1: the body's length, None: no Content-Length."""
     lines = [b"HTTP/1.1 " + status]
     for name, value in headers:
-        lines.append(name.encode() + b": " + (value if isinstance(value, bytes) else value.encode()))
+        lines.append((name if isinstance(name, bytes) else name.encode()) + b": " + (value if isinstance(value, bytes) else value.encode()))
     if length is not None:
         lines.append(b"Content-Length: %d" % (len(body) if length == -1 else length))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
@@ -154,8 +158,8 @@ GZ = _gz.compress(TEXT) + _gz.flush()
 BR = brotli.compress(TEXT)
 ZS = zstandard.ZstdCompressor().compress(TEXT)
 BAD_UTF8 = b"caf\xc3\xa9 then \xff\xfe and a lone \xc3( and \xed\xa0\x80 (a surrogate) end"
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) + os.urandom(4000)
-RANDOM = os.urandom(5000)
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) + random.Random(1).randbytes(4000)
+RANDOM = random.Random(2).randbytes(5000)  # seeded: the same bytes every run
 
 
 def multipart(boundary: bytes, fields: list[tuple[bytes, bytes]]) -> bytes:
@@ -190,7 +194,7 @@ BODIES = {
         [("Content-Type", "multipart/form-data; boundary=" + ODD_LONG.decode())], multipart(ODD_LONG, FIELDS), None,
     ),  # fmt: skip
     "multipart-bytes": (
-        [("Content-Type", b"multipart/form-data; boundary=" + ODD_BYTES)], multipart(ODD_BYTES, FIELDS), None,
+        [(b"Content-Type", b"multipart/form-data; boundary=" + ODD_BYTES)], multipart(ODD_BYTES, FIELDS), None,
     ),  # fmt: skip
     "multipart-no-boundary": ([("Content-Type", "multipart/form-data")], multipart(b"unannounced", FIELDS), None),
     "multipart-secret": (
@@ -201,7 +205,113 @@ BODIES = {
 }
 
 
-# -- the module's proxy and upstream -------------------------------------------------
+# -- the cases ---------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    side: str  # the side with the bad body: "request" or "response"
+    send: Callable  # send(env, path) does the exchange and checks what the client saw
+    wire: bytes | None  # that side's body as sent (None: no body recorded, the flow has an error)
+    note: str | None = None  # a word show's note must hold (the encoding, the charset)
+    error: bool = False  # recorded with an error
+    truncated: bool = False  # above the 10 MB cap: stored as a prefix
+
+
+def httpx_request(headers, body):
+    def send(env, path):
+        with env.client() as c:
+            r = c.post(f"{env.upstream.url}{path}", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}  # passed through intact
+
+    return send
+
+
+def canned_response(wire: bytes, body: bytes, close: bool = False):
+    def send(env, path):
+        env.upstream.responses[path] = (wire, close)
+        got = raw_response(env, path)
+        assert got == body  # the client gets the bytes the server sent
+
+    return send
+
+
+def raw_response(env, path: str) -> bytes:
+    """POST through the proxy; the response's bytes as they came (httpx would decode them)."""
+    with env.client() as c:
+        with c.stream("POST", f"{env.upstream.url}{path}", json={"case": path}) as r:
+            return b"".join(r.iter_raw())
+
+
+def raw_exchange(env, request: bytes, shut_write: bool = False) -> bytes:
+    """Send bytes to the proxy as a client would; read until it closes (socket timeouts bound it)."""
+    with socket.create_connection(("127.0.0.1", env.proxy.port), timeout=20) as s:
+        s.sendall(request)
+        if shut_write:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def send_without_length(env, path):
+    """httpx always sends Content-Length: 0 for an empty POST; a raw client need not."""
+    host = env.upstream.url.removeprefix("http://")
+    request = f"POST {env.upstream.url}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(env, request.encode())
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+
+
+def send_short_request(env, path):
+    """Content-Length: 100, 50 bytes, then the client is gone."""
+    host = env.upstream.url.removeprefix("http://")
+    head = f"POST {env.upstream.url}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
+    raw_exchange(env, head.encode() + b"x" * 50, shut_write=True)
+
+
+def send_short_response(env, path):
+    """The server says Content-Length: 100, sends 50 bytes and closes."""
+    env.upstream.responses[path] = (http_response(b"y" * 50, [("Content-Type", "text/plain")], length=100), True)
+    with env.client() as c:
+        try:
+            r = c.post(f"{env.upstream.url}{path}", json={"short": True})
+        except httpx.HTTPError:
+            return
+    assert r.status_code == 502 or len(r.content) < 100
+
+
+UPLOAD = os.urandom(MB) * 40
+
+CASES: dict[str, Case] = {}
+for _name, (_headers, _body, _note) in BODIES.items():
+    CASES[f"req-{_name}"] = Case("request", httpx_request(_headers, _body), _body, _note)
+for _name, (_headers, _body, _note) in BODIES.items():
+    CASES[f"resp-{_name}"] = Case("response", canned_response(http_response(_body, _headers), _body), _body, _note)
+CASES.update({
+    "req-empty-no-length": Case("request", send_without_length, b""),
+    "resp-empty-no-length-204": Case(
+        "response", canned_response(http_response(b"", [], b"204 No Content", length=None), b""), b""),
+    "resp-empty-no-length-close": Case("response", canned_response(
+        http_response(b"", [("Content-Type", "text/plain"), ("Connection", "close")], length=None), b"", close=True), b""),
+    "resp-body-until-close": Case("response", canned_response(
+        http_response(BAD_UTF8, [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")], length=None),
+        BAD_UTF8, close=True), BAD_UTF8, "utf-8"),
+    "req-short-body": Case("request", send_short_request, None, error=True),
+    "resp-short-body": Case("response", send_short_response, None, error=True),
+    "req-upload-40mb": Case(
+        "request", httpx_request({"Content-Type": "application/octet-stream"}, UPLOAD), UPLOAD, truncated=True),
+})  # fmt: skip
+
+
+# -- the module's proxy and upstream, and every case sent through them -------------------
 
 
 class Env:
@@ -224,6 +334,47 @@ def env(tmp_path_factory, confdir):
     upstream.stop()
 
 
+def recorded(env: Env, path: str) -> dict:
+    rows = wait_for(lambda: list_json(env.db, "--path", path), 10, interval=0.05, what=f"{path} recorded")
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+@dataclass
+class Outcome:
+    problem: str | None = None  # what went wrong sending it (the client's view), if anything
+    row: dict | None = None  # its row in list --json
+    after: int | None = None  # the id of the normal POST sent after it
+
+
+@pytest.fixture(scope="module")
+def sent(env) -> dict[str, Outcome]:
+    """Every case through the proxy, each followed by a normal POST."""
+    outcomes = {}
+    for name, case in CASES.items():
+        outcome = outcomes[name] = Outcome()
+        path = f"/case/{name}"
+        try:
+            case.send(env, path)
+        except Exception:
+            outcome.problem = traceback.format_exc()
+        try:
+            outcome.row = recorded(env, path)
+            with env.client() as c:
+                r = c.post(f"{env.upstream.url}/after/{name}", json={"after": name})
+            assert r.status_code == 200, r.text
+            outcome.after = recorded(env, f"/after/{name}")["id"]
+        except Exception:
+            outcome.problem = (outcome.problem or "") + traceback.format_exc()
+    return outcomes
+
+
+def flow_of(sent, name) -> tuple[int, int]:
+    outcome = sent[name]
+    assert outcome.row is not None and outcome.after is not None, outcome.problem
+    return outcome.row["id"], outcome.after
+
+
 @pytest.fixture(autouse=True)
 def _no_traceback_in_the_proxy(request):
     yield
@@ -232,67 +383,110 @@ def _no_traceback_in_the_proxy(request):
         assert "Traceback" not in out, out[-3000:]
 
 
-# -- checks every case goes through -------------------------------------------------
-
-
-def recorded(env: Env, path: str) -> dict:
-    rows = wait_for(lambda: list_json(env.db, "--path", path), 10, interval=0.05, what=f"{path} recorded")
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
-def keeps_serving(env: Env, name: str) -> int:
-    """A normal POST after the bad one gets through and is recorded; its id."""
-    with env.client() as c:
-        r = c.post(f"{env.upstream.url}/after/{name}", json={"after": name})
-    assert r.status_code == 200, r.text
-    assert r.json()["size"] == len(json.dumps({"after": name}).replace(" ", "")) or r.json()["size"] > 0
-    return recorded(env, f"/after/{name}")["id"]
-
-
 def shown_bytes(part: dict) -> bytes:
     if part["body"] is not None:
         return part["body"].encode("utf-8")
     return base64.b64decode(part["body_base64"]) if part["body_base64"] is not None else b""
 
 
-def check_commands(env: Env, flow_id: int, other_id: int) -> dict:
-    """show, show --json, diff --json and every export answer, no traceback; show's JSON."""
-    db = str(env.db)
-    human = repost("show", str(flow_id), "--db", db)
-    assert human.exit_code == 0, human.output
-    assert "Traceback" not in human.output
-    result = repost("show", str(flow_id), "--db", db, "--json")
+# -- every case: recorded, shown, diffed, exported -----------------------------------------
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_recorded_and_the_proxy_keeps_serving(env, sent, name):
+    case, outcome = CASES[name], sent[name]
+    assert outcome.problem is None, outcome.problem
+    row = outcome.row
+    if case.error:
+        assert row["error"], row
+    else:
+        assert row["error"] is None and row["status"] in (200, 204), row
+        assert row[f"{case.side}_size"] == len(case.wire)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_show_json(env, sent, name):
+    case = CASES[name]
+    flow_id, _ = flow_of(sent, name)
+    result = repost("show", str(flow_id), "--db", str(env.db), "--json")
     assert result.exit_code == 0, result.output
     flow = json.loads(result.output)
     assert flow["id"] == flow_id
+    if case.error:
+        assert flow["error"]
+        return
+    part = flow[case.side]
+    wire = case.wire
+    assert part["size"] == len(wire)
+    if wire:
+        assert part["sha256"] == hashlib.sha256(wire).hexdigest()
+    assert part["truncated"] is case.truncated
+    if name.endswith("multipart-secret"):
+        assert part["redacted"] is True and b"hunter2-CANARY" not in shown_bytes(part)
+        return
+    assert part["redacted"] is False
+    assert shown_bytes(part) == (wire[:MAX_BODY] if case.truncated else wire)  # a broken encoding: the raw bytes
+    if case.note:
+        assert part["note"] and case.note in part["note"].lower(), part["note"]
 
-    for a, b in ((flow_id, other_id), (other_id, flow_id), (flow_id, flow_id)):
-        d = repost("diff", str(a), str(b), "--db", db, "--json")
-        assert d.exit_code in (0, 1), d.output
-        doc = json.loads(d.output)
-        assert doc["equal"] is (d.exit_code == 0)
-    assert json.loads(repost("diff", str(flow_id), str(flow_id), "--db", db, "--json").output)["equal"] is True
 
+@pytest.mark.parametrize("name", CASES)
+def test_show(env, sent, name):
+    flow_id, _ = flow_of(sent, name)
+    result = repost("show", str(flow_id), "--db", str(env.db))
+    assert result.exit_code == 0, result.output
+    if CASES[name].truncated:
+        assert f"truncated: the first {MAX_BODY:,} of {len(UPLOAD):,} bytes" in result.output
+    if name.endswith("multipart-secret"):
+        assert "hunter2-CANARY" not in result.output
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_diff(env, sent, name):
+    flow_id, other = flow_of(sent, name)
+    for a, b in ((flow_id, other), (other, flow_id), (flow_id, flow_id)):
+        result = repost("diff", str(a), str(b), "--db", str(env.db), "--json")
+        assert result.exit_code in (0, 1), result.output
+        doc = json.loads(result.output)
+        assert doc["equal"] is (result.exit_code == 0)
+        if a == b:
+            assert doc["equal"] is True, doc
+
+
+EXPORT_XFAIL: dict[tuple[str, str], str] = {}  # known bugs, as (format, case): reason; none left
+
+
+def export_params():
     for fmt in ("har", "vcr", "curl", "mitm"):
-        out = env.folder / f"{flow_id}.{fmt}"
-        e = repost("export", "--format", fmt, str(flow_id), "--db", db, "-o", str(out))
-        assert e.exit_code == 0, e.output
-        assert "Traceback" not in e.output
-        check_export(fmt, out, flow)
-    return flow
+        for name in CASES:
+            reason = EXPORT_XFAIL.get((fmt, name))
+            marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            yield pytest.param(fmt, name, id=f"{fmt}-{name}", marks=marks)
 
 
-def check_export(fmt: str, path, flow: dict) -> None:
+@pytest.mark.parametrize("fmt, name", export_params())
+def test_export(env, sent, fmt, name):
+    flow_id, _ = flow_of(sent, name)
+    path = env.folder / f"{flow_id}.{fmt}"
+    result = repost("export", "--format", fmt, str(flow_id), "--db", str(env.db), "-o", str(path))
+    assert result.exit_code == 0, result.output
     if fmt == "har":
         [entry] = json.loads(path.read_text())["log"]["entries"]
         assert entry["request"]["method"] == "POST"
     elif fmt == "vcr":
-        doc = yaml.load(path.read_text(), Loader=yaml.Loader)  # vcrpy's own files: its tags
-        assert len(doc["interactions"]) == (1 if flow["response"] is not None else 0)
+        doc = yaml.load(path.read_text(), Loader=yaml.Loader)  # vcrpy's own tags
+        assert len(doc["interactions"]) == (0 if sent[name].row["status"] is None else 1)
     elif fmt == "curl":
-        lines = path.read_text().splitlines()
-        assert len(lines) == 1 and ("curl " in lines[0])
+        command = path.read_text()
+        assert command.startswith(("curl ", "printf ")) and command.count("\n") >= 1
+        subprocess.run(["sh", "-n", str(path)], check=True, timeout=20)  # a well-formed shell script
+        flow = show_json(env.db, flow_id)
+        if not (flow["error"] or flow["request"]["truncated"] or flow["request"]["redacted"]):
+            # It re-sends the stored bytes: the upstream sees the same size and SHA-256.
+            env.upstream.received.pop(f"/case/{name}", None)
+            subprocess.run(["sh", str(path)], check=True, capture_output=True, timeout=20)
+            size, digest = env.upstream.received[f"/case/{name}"]
+            assert (size, digest) == (flow["request"]["size"], flow["request"]["sha256"] or hashlib.sha256(b"").hexdigest())
     else:
         from mitmproxy import io
 
@@ -301,139 +495,12 @@ def check_export(fmt: str, path, flow: dict) -> None:
         assert back.request.method == "POST"
 
 
-def check_body(part: dict, wire: bytes, note_word: str | None) -> None:
-    assert part["size"] == len(wire)
-    if wire:
-        assert part["sha256"] == hashlib.sha256(wire).hexdigest()
-    assert part["truncated"] is False
-    if part["redacted"]:
-        return  # stored decoded and redacted: the bytes differ on purpose
-    assert shown_bytes(part) == wire  # a broken encoding shows the raw bytes
-    if note_word:
-        assert part["note"] and note_word in part["note"].lower(), part["note"]
-
-
-# -- request bodies ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", BODIES)
-def test_bad_request_body(env, name):
-    headers, body, note_word = BODIES[name]
-    path = f"/req/{name}"
-    with env.client() as c:
-        r = c.post(f"{env.upstream.url}{path}", content=body, headers=headers)
-    assert r.status_code == 200
-    assert r.json() == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}  # passed through intact
-    row = recorded(env, path)
-    assert row["status"] == 200 and row["request_size"] == len(body)
-    flow = check_commands(env, row["id"], keeps_serving(env, f"req-{name}"))
-    check_body(flow["request"], body, note_word)
-    if name == "multipart-secret":
-        assert flow["request"]["redacted"] is True
-        assert b"hunter2-CANARY" not in shown_bytes(flow["request"])
-
-
-def raw_exchange(env: Env, request: bytes, shut_write: bool = False) -> bytes:
-    """Send bytes to the proxy as a client would, read until it closes (deadline: timeouts)."""
-    with socket.create_connection(("127.0.0.1", env.proxy.port), timeout=20) as s:
-        s.sendall(request)
-        if shut_write:
-            s.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            try:
-                data = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks)
-
-
-def test_request_without_body_or_content_length(env):
-    """httpx always sends Content-Length: 0 for an empty POST; a raw client need not."""
-    path = "/req/empty-no-length"
-    host = env.upstream.url.removeprefix("http://")
-    answer = raw_exchange(
-        env, f"POST {env.upstream.url}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-    )
-    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-    row = recorded(env, path)
-    flow = check_commands(env, row["id"], keeps_serving(env, "req-empty-no-length"))
-    assert flow["request"]["size"] == 0
-    assert shown_bytes(flow["request"]) == b""
-
-
-def test_client_sends_less_than_its_content_length(env):
-    """Content-Length: 100, 50 bytes, then the client is gone: recorded with an error."""
-    path = "/req/short-body"
-    host = env.upstream.url.removeprefix("http://")
-    head = f"POST {env.upstream.url}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
-    raw_exchange(env, head.encode() + b"x" * 50, shut_write=True)
-    row = recorded(env, path)
-    assert row["status"] is None and row["error"], row
-    flow = check_commands(env, row["id"], keeps_serving(env, "req-short-body"))
-    assert flow["response"] is None and flow["error"]
-
-
-# -- response bodies ---------------------------------------------------------------
-
-
-RESPONSES = {name: (http_response(body, headers), body, note) for name, (headers, body, note) in BODIES.items()}
-RESPONSES["empty-no-length-204"] = (http_response(b"", [], b"204 No Content", length=None), b"", None)
-RESPONSES["empty-no-length-close"] = (
-    http_response(b"", [("Content-Type", "text/plain"), ("Connection", "close")], length=None), b"", None,
-)  # fmt: skip
-RESPONSES["body-until-close"] = (
-    http_response(BAD_UTF8, [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")], length=None),
-    BAD_UTF8, "utf-8",
-)  # fmt: skip
-
-
-def raw_response(env: Env, path: str) -> httpx.Response:
-    """POST through the proxy; the response's bytes as they came (httpx would decode them)."""
-    with env.client() as c:
-        with c.stream("POST", f"{env.upstream.url}{path}", json={"case": path}) as r:
-            r.raw_bytes = b"".join(r.iter_raw())
-    return r
-
-
-@pytest.mark.parametrize("name", RESPONSES)
-def test_bad_response_body(env, name):
-    wire, body, note_word = RESPONSES[name]
-    path = f"/resp/{name}"
-    env.upstream.responses[path] = (wire, "close" in name)
-    r = raw_response(env, path)
-    assert r.raw_bytes == body  # the client gets the bytes the server sent
-    row = recorded(env, path)
-    assert row["status"] == r.status_code and row["response_size"] == len(body)
-    flow = check_commands(env, row["id"], keeps_serving(env, f"resp-{name}"))
-    check_body(flow["response"], body, note_word)
-
-
-def test_server_sends_less_than_its_content_length(env):
-    """Content-Length: 100, 50 bytes, close: the client gets an error, the flow is recorded with it."""
-    path = "/resp/short-body"
-    wire = http_response(b"y" * 50, [("Content-Type", "text/plain")], length=100)
-    env.upstream.responses[path] = (wire, True)
-    with env.client() as c:
-        try:
-            r = c.post(f"{env.upstream.url}{path}", json={"short": True})
-        except httpx.HTTPError:
-            r = None
-    assert r is None or r.status_code == 502 or len(r.content) < 100
-    row = recorded(env, path)
-    assert row["error"], row
-    check_commands(env, row["id"], keeps_serving(env, "resp-short-body"))
-
-
-# -- a decompression bomb ------------------------------------------------------------
+# -- a decompression bomb ---------------------------------------------------------------
 
 BOMB_SIZE = 2 * GB
 
 
-def run_cli(args: list[str], out_path, timeout: float = 20, address_space: int = 4 * GB):
+def run_cli(args: list[str], out_path, timeout: float = 20, address_space: int = 3 * GB):
     """`repost ARGS` in a child with its address space limited; (exit code, stderr, seconds, peak RSS bytes)."""
 
     def limit():
@@ -470,13 +537,13 @@ def run_cli(args: list[str], out_path, timeout: float = 20, address_space: int =
 def bomb_flow(env):
     body = gzip_bomb(BOMB_SIZE)
     assert len(body) < 3 * MB
-    path = "/resp/gzip-bomb"
+    path = "/case/resp-gzip-bomb"
     wire = http_response(body, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")])
-    env.upstream.responses[path] = (wire, False)
-    r = raw_response(env, path)
-    assert r.raw_bytes == body
+    canned_response(wire, body)(env, path)
     row = recorded(env, path)
-    return row, body, keeps_serving(env, "resp-gzip-bomb")
+    with env.client() as c:
+        assert c.post(f"{env.upstream.url}/after/bomb", json={"after": "bomb"}).status_code == 200
+    return row, body, recorded(env, "/after/bomb")["id"]
 
 
 def test_bomb_is_recorded_as_sent(env, bomb_flow):
@@ -484,65 +551,45 @@ def test_bomb_is_recorded_as_sent(env, bomb_flow):
     assert row["status"] == 200 and row["response_size"] == len(body)
 
 
-@pytest.mark.parametrize("command", ["show", "show-json"])
-def test_bomb_show_is_quick_capped_and_says_so(env, bomb_flow, command):
-    row, body, _ = bomb_flow
+BOMB_XFAIL: dict[str, str] = {}  # known bugs, command: reason; none left
+
+
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(c, marks=[pytest.mark.xfail(reason=BOMB_XFAIL[c], strict=True)] if c in BOMB_XFAIL else [])
+     for c in ("show", "show-json", "diff", "har", "vcr", "curl", "mitm")],
+)  # fmt: skip
+def test_bomb_commands_are_quick_capped_and_bounded(env, bomb_flow, command):
+    """Each command in a child of its own, so that its time and peak memory are its own."""
+    row, body, other = bomb_flow
     out = env.folder / f"bomb-{command}.out"
-    args = ["show", str(row["id"]), "--db", str(env.db)] + (["--json"] if command == "show-json" else [])
+    db = ["--db", str(env.db)]
+    args = {
+        "show": ["show", str(row["id"]), *db],
+        "show-json": ["show", str(row["id"]), *db, "--json"],
+        "diff": ["diff", str(row["id"]), str(other), *db, "--json"],
+    }.get(command) or ["export", "--format", command, str(row["id"]), *db, "-o", f"{out}.{command}"]
     code, stderr, elapsed, peak = run_cli(args, out)
-    assert code == 0 and "Traceback" not in stderr, stderr[-2000:]
-    assert elapsed < 15, f"{elapsed:.1f} s"
-    assert peak < 1 * GB, f"peak RSS {peak / MB:.0f} MB"
+    assert code in ((0, 1) if command == "diff" else (0,)) and "Traceback" not in stderr, stderr[-2000:]
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    # Half of what expanding the body takes: a capped decoder stays far below that.
+    assert peak < BOMB_SIZE // 2, f"peak RSS {peak / MB:.0f} MB"
     if command == "show-json":
         part = json.loads(out.read_bytes())["response"]
         assert part["size"] == len(body) and part["sha256"] == hashlib.sha256(body).hexdigest()
         assert part["note"] and "cut off" in part["note"]
-        assert 0 < len(shown_bytes(part)) < BOMB_SIZE // 8
-        assert set(shown_bytes(part)[:MB]) == {0}
-    else:
+        shown = shown_bytes(part)
+        assert 0 < len(shown) < BOMB_SIZE // 8 and shown.count(0) == len(shown)
+    elif command == "show":
         assert "cut off" in out.read_text(errors="replace")
+    elif command == "diff":
+        assert json.loads(out.read_bytes())["equal"] is False
 
 
-@pytest.mark.parametrize("command", ["diff", "har", "vcr", "curl", "mitm"])
-def test_bomb_diff_and_export_are_quick_and_bounded(env, bomb_flow, command):
-    row, body, other = bomb_flow
-    out = env.folder / f"bomb-{command}.out"
-    if command == "diff":
-        args = ["diff", str(row["id"]), str(other), "--db", str(env.db), "--json"]
-    else:
-        args = ["export", "--format", command, str(row["id"]), "--db", str(env.db), "-o", str(out) + ".file"]
-    code, stderr, elapsed, peak = run_cli(args, out)
-    assert code in ((0, 1) if command == "diff" else (0,)) and "Traceback" not in stderr, stderr[-2000:]
-    assert elapsed < 15, f"{elapsed:.1f} s"
-    assert peak < 1 * GB, f"peak RSS {peak / MB:.0f} MB"
-    if command == "diff":
-        json.loads(out.read_bytes())
+# -- last: the proxy stops cleanly after all of it ------------------------------------------
 
 
-# -- a 40 MB upload -------------------------------------------------------------------
-
-
-def test_40mb_upload_is_recorded_truncated_with_size_and_hash(env):
-    upload = os.urandom(MB) * 40
-    path = "/req/upload-40mb"
-    with env.client() as c:
-        r = c.post(f"{env.upstream.url}{path}", content=upload, headers={"Content-Type": "application/octet-stream"})
-    digest = hashlib.sha256(upload).hexdigest()
-    assert r.json() == {"size": len(upload), "sha256": digest}  # the upstream got every byte
-    row = recorded(env, path)
-    assert row["request_size"] == len(upload)
-    flow = check_commands(env, row["id"], keeps_serving(env, "req-upload-40mb"))
-    part = flow["request"]
-    assert part["size"] == len(upload) and part["sha256"] == digest and part["truncated"] is True
-    assert shown_bytes(part) == upload[:MAX_BODY]
-    human = repost("show", str(row["id"]), "--db", str(env.db)).output
-    assert f"truncated: the first {MAX_BODY:,} of {len(upload):,} bytes" in human
-
-
-# -- last: the proxy stops cleanly after all of it ---------------------------------------
-
-
-def test_proxy_stops_cleanly_after_all_of_it(env):
+def test_proxy_stops_cleanly_after_all_of_it(env, sent, bomb_flow):
     assert env.proxy.stop() == 0
     out = env.proxy.output()
     assert "Traceback" not in out, out[-3000:]
