@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO
 
 from .bodies import decode_content, to_text
-from .flowmodel import row_to_flow
 
 FORMATS = ("har", "vcr", "curl", "mitm")
 
@@ -271,12 +270,14 @@ def write_curl(rows: Iterable[dict], out: TextIO) -> int:
 
 
 def write_mitm(rows: Iterable[dict], out: BinaryIO) -> int:
-    from mitmproxy import io
+    """A mitmproxy flow file: each flow's state, serialised as mitmproxy's FlowWriter does."""
+    from mitmproxy.io import tnetstring
 
-    writer = io.FlowWriter(out)
+    from .flowmodel import flow_state
+
     n = 0
     for row in rows:
-        writer.add(row_to_flow(row))
+        tnetstring.dump(flow_state(row), out)
         n += 1
     return n
 

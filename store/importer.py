@@ -1,12 +1,24 @@
 """Flows in from HAR files and mitmproxy flow files, through the recorder's own
-write path: redacted on the way in (unless told otherwise), stored as recorded flows."""
+write path: redacted on the way in (unless told otherwise), stored as recorded flows.
+
+Both formats become snapshots (``capture.make_snapshot``) straight from what the
+file holds, without building mitmproxy flow objects: a HAR entry as mitmproxy's
+HAR reader would read it (with what that leaves out put back), a mitmproxy flow
+record from its tnetstring. A flow record in a layout other than the one read
+here (another flow format version, anything unexpected) goes through mitmproxy's
+own reader, which knows every version and says what is wrong with a broken file.
+"""
 
 import base64
+import io
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
-from .capture import snapshot
+from . import tnetstring_fast as tnet
+from .capture import make_snapshot, snapshot
 from .errors import StoreError
 
 BATCH = 500
@@ -24,6 +36,9 @@ def detect_format(path: Path) -> str:
     if head[:1].isdigit() and b":" in head[:12]:
         return "mitm"  # a tnetstring: length, colon, payload
     raise ImportError_(f"{path}: neither a HAR file nor a mitmproxy flow file (use --format to say which)")
+
+
+# -- HAR -------------------------------------------------------------------------
 
 
 def har_entries(path: Path) -> Iterator[dict]:
@@ -51,52 +66,255 @@ def har_entries(path: Path) -> Iterator[dict]:
     yield from entries
 
 
-def har_entry_to_flow(entry: dict):
-    """mitmproxy's HAR reader, with what it leaves out put back: a base64 request body,
-    the request's HTTP version, the status text, and "no response" (status 0)."""
-    from mitmproxy import flow as mflow
-    from mitmproxy.io.har import request_to_flow
+def har_entry_to_snapshot(entry: dict) -> tuple:
+    """A snapshot of one HAR entry, read as mitmproxy's HAR reader (``request_to_flow``)
+    reads it, with what that leaves out put back: a base64 request body, the HTTP
+    versions, the status text, and "no response" (status 0, or no response at all).
 
-    f = request_to_flow(entry)
+    Bodies become the bytes on the wire: text encoded per its charset, then with the
+    message's Content-Encoding. Differences from mitmproxy's reader: a request's
+    Content-Length (when it has one) is the stored body's length, none is added;
+    HTTP/2 pseudo-headers (":authority", ...) are dropped; the Host header is kept as
+    the file has it."""
+    from mitmproxy.net import encoding
+    from mitmproxy.net.http import status_codes, url
+    from mitmproxy.net.http.headers import infer_content_encoding
+
+    started = datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00")).timestamp()
+    ended = started + entry["time"] / 1000.0
     req = entry["request"]
+    scheme, host, port, target = url.parse(req["url"])
+    headers = _har_headers(req["headers"])
+
     post = req.get("postData") or {}
+    text = post.get("text") or ""
     if post.get("encoding") == "base64":
-        f.request.raw_content = base64.b64decode(post.get("text") or "")
-    if req.get("httpVersion", "").upper().startswith("HTTP/"):
-        f.request.http_version = req["httpVersion"].upper()
-    # request_to_flow encodes bodies with the declared Content-Encoding; HAR text is decoded.
-    f.request.headers.pop(":authority", None)
+        body = base64.b64decode(text)
+    elif text:
+        body = _encode_text(text, headers, encoding, infer_content_encoding)
+        ce = _header(headers, "content-encoding")
+        if ce:
+            try:
+                body = encoding.encode(body, ce)
+            except ValueError:  # an encoding mitmproxy cannot apply: the body is what the header must not claim
+                headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+    else:
+        body = b""
+    headers = [(k, str(len(body))) if k.lower() == "content-length" else (k, v) for k, v in headers]
+
     resp = entry.get("response") or {}
-    if not resp.get("status"):
-        f.response = None
-        f.error = mflow.Error(resp.get("_error") or "no response", f.request.timestamp_end or f.request.timestamp_start)
+    status = resp.get("status")
+    if not status:
+        response = None
+        error = (resp.get("_error") or "no response", ended or started)
     else:
-        if resp.get("statusText"):
-            f.response.reason = resp["statusText"]
-        if resp.get("httpVersion", "").upper().startswith("HTTP/"):
-            f.response.http_version = resp["httpVersion"].upper()
-    return f
+        if type(status) is not int:
+            raise TypeError(f"status {status!r} is not a number")
+        resp_headers = _har_headers(resp.get("headers") or [])
+        content = resp.get("content") or {}
+        raw = content.get("text", "")
+        content_encoding = content.get("encoding")
+        if content_encoding == "base64":
+            raw = base64.b64decode(raw)
+        elif isinstance(raw, str):
+            try:
+                raw = encoding.encode(raw, content_encoding or infer_content_encoding(_header(resp_headers, "content-type") or ""))
+            except ValueError:
+                raw = raw.encode("utf-8", "surrogateescape")
+        raw = encoding.encode(raw, _header(resp_headers, "content-encoding") or "identity")
+        fields = tuple((k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in resp_headers)
+        reason = resp.get("statusText") or status_codes.RESPONSES.get(status, "")
+        response = (status, reason, _har_version(resp.get("httpVersion")), fields, raw, ended or started)
+        error = None
+    return make_snapshot(
+        flow_id=str(uuid.uuid4()), started=started, method=req["method"], scheme=scheme.decode(),
+        host=host.decode("idna"), port=port, target=target.decode("utf-8", "surrogateescape"), headers=headers,
+        body=body, response=response, error=error, http_version=_har_version(req.get("httpVersion")),
+    )  # fmt: skip
 
 
-def read_flows(path: Path, fmt: str) -> Iterator:
+def _har_headers(items) -> list[tuple[str, str]]:
+    """(name, value) pairs from HAR's ``{"name", "value"}`` objects (or ``[name, value]``
+    pairs, as Slack writes them), without HTTP/2 pseudo-headers."""
+    pairs = []
+    for h in items:
+        if isinstance(h, dict):
+            name, value = h["name"], h["value"]
+        else:
+            name, value = h[0], h[1]
+        if not name.startswith(":"):
+            pairs.append((name, value))
+    return pairs
+
+
+def _header(pairs: list[tuple[str, str]], name: str) -> str | None:
+    """A header's value, several joined with ", " (as mitmproxy's ``Headers.get``)."""
+    values = [v for k, v in pairs if k.lower() == name]
+    return ", ".join(values) if values else None
+
+
+def _encode_text(text: str, headers: list, encoding, infer_content_encoding) -> bytes:
+    """Request text as bytes, as mitmproxy's ``Message.set_text``: in the Content-Type's
+    charset (UTF-8 for JSON, else Latin-1); text the charset cannot hold goes UTF-8,
+    and the Content-Type says so."""
+    ctype = _header(headers, "content-type") or ""
+    try:
+        return encoding.encode(text, infer_content_encoding(ctype))
+    except ValueError:
+        from mitmproxy.net.http.headers import assemble_content_type, parse_content_type
+
+        ct = parse_content_type(ctype) or ("text", "plain", {})
+        ct[2]["charset"] = "utf-8"
+        value = assemble_content_type(*ct)
+        i = next((i for i, (k, _) in enumerate(headers) if k.lower() == "content-type"), None)
+        if i is None:
+            headers.append(("content-type", value))
+        else:
+            headers[i] = (headers[i][0], value)
+            headers[i + 1 :] = [(k, v) for k, v in headers[i + 1 :] if k.lower() != "content-type"]
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _har_version(value) -> str:
+    value = (value or "").upper()
+    return value if value.startswith("HTTP/") else "HTTP/1.1"
+
+
+def har_snapshots(path: Path) -> Iterator[tuple]:
+    for entry in har_entries(path):
+        try:
+            yield har_entry_to_snapshot(entry)
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            raise ImportError_(f"{path}: an entry could not be read ({type(e).__name__}: {e})") from None
+
+
+# -- mitmproxy flow files ----------------------------------------------------------
+
+FLOW_FORMAT_VERSION = 21  # the layout read below: what mitmproxy 11 and 12 write
+_FLOW_KEYS = frozenset({
+    "version", "type", "id", "request", "response", "error", "client_conn", "server_conn", "intercepted",
+    "is_replay", "marked", "metadata", "comment", "timestamp_created", "websocket",
+})  # fmt: skip
+# and "backup", optionally
+_WANTED = frozenset({"version", "type", "id", "request", "response", "error"})
+_REQUEST_KEYS = frozenset({
+    "host", "port", "method", "scheme", "authority", "path", "http_version", "headers", "content", "trailers",
+    "timestamp_start", "timestamp_end",
+})  # fmt: skip
+_RESPONSE_KEYS = frozenset({
+    "http_version", "status_code", "reason", "headers", "content", "trailers", "timestamp_start", "timestamp_end",
+})  # fmt: skip
+
+
+def mitm_snapshots(path: Path) -> Iterator[tuple]:
+    """Snapshots of the HTTP flows of a mitmproxy flow file, read record by record.
+
+    A record in the layout of flow format version 21 becomes a snapshot directly
+    (when the mitmproxy installed reads that version as its own); any other record
+    goes through mitmproxy's reader, which migrates older versions and rejects what
+    it cannot read; where the file stops being a sequence of records, mitmproxy's
+    reader takes the rest of it."""
+    from mitmproxy import version
+
+    fast = version.FLOW_FORMAT_VERSION == FLOW_FORMAT_VERSION
+    with open(path, "rb") as f:
+        try:
+            for _, buf, start, end in tnet.records(f):
+                try:
+                    snap = _record_snapshot(buf, start, end) if fast else None
+                except (ValueError, TypeError, IndexError, KeyError, AttributeError, RecursionError):
+                    snap = None
+                if snap is None:
+                    yield from _flow_snapshots(path, io.BytesIO(buf[start:end]))
+                else:
+                    yield snap
+        except tnet.Unframed as e:
+            f.seek(e.offset)
+            yield from _flow_snapshots(path, f)
+
+
+def _record_snapshot(b: bytes, start: int, end: int):
+    """The snapshot of one flow record (version 21, HTTP), or None for mitmproxy's reader."""
+    state, keys = tnet.top_dict(b, start, end, _WANTED)
+    if state.get("version") != FLOW_FORMAT_VERSION or state.get("type") != "http":
+        return None
+    if len(keys) != len(set(keys)) or set(keys) - {"backup"} != _FLOW_KEYS:
+        return None
+    flow_id = state["id"]
+    rq = state["request"]
+    rs = state["response"]
+    er = state["error"]
+    if type(flow_id) is not str or type(rq) is not dict or rq.keys() != _REQUEST_KEYS:
+        return None
+    host, port, method, scheme, path, version = rq["host"], rq["port"], rq["method"], rq["scheme"], rq["path"], rq["http_version"]
+    content, started, fields = rq["content"], rq["timestamp_start"], rq["headers"]
+    if not (
+        type(host) is str and type(port) is int and type(method) is bytes and type(scheme) is bytes
+        and type(path) is bytes and type(version) is bytes and type(rq["authority"]) is bytes
+        and type(fields) is tuple and (content is None or type(content) is bytes)
+        and type(started) in _NUMBER and (rq["timestamp_end"] is None or type(rq["timestamp_end"]) in _NUMBER)
+        and (rq["trailers"] is None or type(rq["trailers"]) is tuple)
+    ):  # fmt: skip
+        return None
+    response = None
+    if rs is not None:
+        if type(rs) is not dict or rs.keys() != _RESPONSE_KEYS:
+            return None
+        status, reason, rversion, rfields = rs["status_code"], rs["reason"], rs["http_version"], rs["headers"]
+        rcontent, rstart, rend = rs["content"], rs["timestamp_start"], rs["timestamp_end"]
+        if not (
+            type(status) is int and type(reason) is bytes and type(rversion) is bytes and type(rfields) is tuple
+            and (rcontent is None or type(rcontent) is bytes) and type(rstart) in _NUMBER
+            and (rend is None or type(rend) in _NUMBER) and (rs["trailers"] is None or type(rs["trailers"]) is tuple)
+        ):  # fmt: skip
+            return None
+        response = (status, reason.decode(), rversion.decode(), rfields, rcontent, rend or rstart)
+    error = None
+    if er is not None:
+        if type(er) is not dict or er.keys() != {"msg", "timestamp"} or type(er["msg"]) is not str:
+            return None
+        if type(er["timestamp"]) not in _NUMBER:
+            return None
+        error = (er["msg"], float(er["timestamp"]))
+    return make_snapshot(
+        flow_id=flow_id, started=started, method=method.decode(), scheme=scheme.decode(), host=host, port=port,
+        target=path.decode("utf-8", "surrogateescape"),
+        headers=[(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in fields],
+        body=content, response=response, error=error, http_version=version.decode(),
+    )  # fmt: skip
+
+
+_NUMBER = (float, int)
+
+
+def _flow_snapshots(path: Path, f) -> Iterator[tuple]:
+    """Snapshots of the HTTP flows mitmproxy's own reader finds in ``f``."""
+    from mitmproxy import exceptions, http
+    from mitmproxy import io as mio
+
+    flows = mio.FlowReader(f).stream()
+    while True:
+        try:
+            flow = next(flows)
+        except StopIteration:
+            return
+        except exceptions.FlowReadException as e:
+            raise ImportError_(f"{path}: not a readable mitmproxy flow file ({e})") from None
+        except (AssertionError, AttributeError, KeyError, TypeError) as e:  # what its reader lets through
+            raise ImportError_(f"{path}: not a readable mitmproxy flow file ({type(e).__name__}: {e})") from None
+        if isinstance(flow, http.HTTPFlow):
+            yield snapshot(flow)
+
+
+# -- importing ---------------------------------------------------------------------
+
+
+def read_snapshots(path: Path, fmt: str) -> Iterator[tuple]:
     if fmt == "har":
-        for entry in har_entries(path):
-            try:
-                yield har_entry_to_flow(entry)
-            except (KeyError, ValueError, TypeError) as e:
-                raise ImportError_(f"{path}: an entry could not be read ({type(e).__name__}: {e})") from None
-    elif fmt == "mitm":
-        from mitmproxy import exceptions, http, io
-
-        with open(path, "rb") as f:
-            try:
-                for flow in io.FlowReader(f).stream():
-                    if isinstance(flow, http.HTTPFlow):
-                        yield flow
-            except exceptions.FlowReadException as e:
-                raise ImportError_(f"{path}: not a readable mitmproxy flow file ({e})") from None
-    else:
-        raise ImportError_(f"unknown format {fmt!r}")
+        return har_snapshots(path)
+    if fmt == "mitm":
+        return mitm_snapshots(path)
+    raise ImportError_(f"unknown format {fmt!r}")
 
 
 def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = 10 * 1024 * 1024) -> int:
@@ -107,11 +325,12 @@ def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: b
     if not path.exists():
         raise ImportError_(f"no file at {path}")
     fmt = fmt or detect_format(path)
+    snapshots = read_snapshots(path, fmt)
     writer = BatchWriter(str(db), redactor=None if keep_secrets else Redactor(load_key()), max_body=max_body)
     batch, n = [], 0
     try:
-        for flow in read_flows(path, fmt):
-            batch.append(snapshot(flow))
+        for snap in snapshots:
+            batch.append(snap)
             if len(batch) >= BATCH:
                 _write(writer, batch)
                 n += len(batch)

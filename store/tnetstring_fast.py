@@ -99,19 +99,39 @@ def value(b: bytes, i: int, limit: int):
 
 
 def dict_at(b: bytes, a: int, e: int) -> dict:
-    """The dict whose payload is b[a:e]; a list of header fields (``[[bytes, bytes], ...]``)
-    under "headers" or "trailers" is read by ``fields_at``, as a tuple of tuples."""
+    """The dict whose payload is b[a:e], its keys strings (as a flow's are); a list of
+    header fields (``[[bytes, bytes], ...]``) under "headers" or "trailers" is read by
+    ``fields_at``, as a tuple of tuples. Keys and plain values are read inline: a
+    function call per value is most of the cost."""
     d = {}
+    index = b.index
     while a < e:
-        k, a = value(b, a, e)
-        if k == "headers" or k == "trailers":
-            c = b.index(b":", a, a + MAX_PREFIX + 1)
-            end = c + 1 + int(b[a:c])
-            if c < end < e and b[end] == 93:
-                d[k] = fields_at(b, c + 1, end)
-                a = end + 1
-                continue
-        d[k], a = value(b, a, e)
+        c = index(b":", a, a + MAX_PREFIX + 1)
+        ka = c + 1
+        a = ka + int(b[a:c])
+        if not ka <= a < e or b[a] != 59:
+            raise ValueError("a dict key that is not a string")
+        k = b[ka:a].decode()
+        a += 1
+        c = index(b":", a, a + MAX_PREFIX + 1)
+        va = c + 1
+        ve = va + int(b[a:c])
+        if not va <= ve < e:
+            raise ValueError("tnetstring longer than its container")
+        t = b[ve]
+        if t == 44:  # ,
+            d[k] = b[va:ve]
+        elif t == 93 and (k == "headers" or k == "trailers"):
+            d[k] = fields_at(b, va, ve)
+        elif t == 35:  # #
+            d[k] = int(b[va:ve])
+        elif t == 94:  # ^
+            d[k] = float(b[va:ve])
+        elif t == 126 and va == ve:  # ~
+            d[k] = None
+        else:
+            d[k] = value(b, a, e)[0]
+        a = ve + 1
     return d
 
 
@@ -147,13 +167,20 @@ def top_dict(b: bytes, start: int, end: int, wanted: frozenset) -> tuple[dict, l
         raise ValueError("not a dict")
     d = {}
     keys = []
+    index = b.index
     while a < e:
-        k, a = value(b, a, e)
+        c = index(b":", a, a + MAX_PREFIX + 1)
+        ka = c + 1
+        a = ka + int(b[a:c])
+        if not ka <= a < e or b[a] != 59:
+            raise ValueError("a dict key that is not a string")
+        k = b[ka:a].decode()
+        a += 1
         keys.append(k)
         if k in wanted:
             d[k], a = value(b, a, e)
         else:  # skipped by its length
-            c = b.index(b":", a, a + MAX_PREFIX + 1)
+            c = index(b":", a, a + MAX_PREFIX + 1)
             a = c + 2 + int(b[a:c])
             if not c < a <= e:
                 raise ValueError("tnetstring longer than its container")
