@@ -68,4 +68,5 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
     if summary.lost:
         raise click.ClickException(f"{summary.lost} flows could NOT be recorded to {db_path}")
     if not quiet:
-        click.echo(f"repost: recorded {summary.written} flows to {db_path}", err=True)
+        plural = "" if summary.written == 1 else "s"
+        click.echo(f"repost: recorded {summary.written} flow{plural} to {db_path}", err=True)
