@@ -55,11 +55,9 @@ def _side_json(flow: dict, side: str) -> dict:
 
 def safety_of(row: dict, rules=(), new_idempotency_key: bool = False) -> str:
     """The safety class of a stored flow (its request's method, key, body and URL)."""
-    headers = row["request_headers"] or []
-    if isinstance(headers, str):
-        import json
+    from repost.store.queries import headers_of
 
-        headers = json.loads(headers)
+    headers = headers_of(row, "request")
     body = None
     if row["request_body"] is not None and row["method"].upper() == "POST":
         body = decode_content(bytes(row["request_body"]), row["request_content_encoding"], partial_ok=True).data

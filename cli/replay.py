@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from repost.store.queries import headers_of
 from repost.store.redact import REDACTED_PREFIX
 
 # Set by the client for the connection it makes, or hop-by-hop: never copied.
@@ -69,7 +70,7 @@ def plan(flow: dict, safety: str, *, to: Target | None, extra: list[tuple[str, s
     overridden = {name.lower() for name, _ in extra}
     redacted_body = bool(flow["request_redacted"])
     headers, left_out = [], []
-    for name, value in flow["request_headers"]:
+    for name, value in headers_of(flow, "request"):
         lname = name.lower()
         if lname in NOT_COPIED or lname.startswith(":") or lname in overridden:
             continue

@@ -68,9 +68,6 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
             flows = [f for f in flows if f["id"] in chosen]
     else:
         flows = list(select_full_flows(conn, selection, newest_first=False))
-        for f in flows:
-            f["request_headers"] = json.loads(f["request_headers"] or "[]")
-            f["response_headers"] = json.loads(f["response_headers"] or "[]")
     if limit:
         flows = flows[:limit]
     if not flows:

@@ -12,13 +12,9 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO
 
 from .bodies import decode_content, to_text
+from .queries import headers_of
 
 FORMATS = ("har", "vcr", "curl", "mitm")
-
-
-def _headers(row: dict, side: str) -> list:
-    value = row[f"{side}_headers"]
-    return json.loads(value) if isinstance(value, str) else (value or [])
 
 
 # -- HAR 1.2 -------------------------------------------------------------------
@@ -59,7 +55,7 @@ def _har_body(row: dict, side: str) -> tuple[str | None, bool, bytes]:
     """(text or base64, is_base64, decoded bytes) of a stored body."""
     raw = bytes(row[f"{side}_body"] or b"")
     decoded = decode_content(raw, row[f"{side}_content_encoding"], partial_ok=True).data if raw else b""
-    ctype = next((v for k, v in _headers(row, side) if k.lower() == "content-type"), "")
+    ctype = next((v for k, v in headers_of(row, side) if k.lower() == "content-type"), "")
     text, _ = to_text(decoded, ctype)
     if text is None and decoded:
         return base64.b64encode(decoded).decode(), True, decoded
@@ -69,7 +65,7 @@ def _har_body(row: dict, side: str) -> tuple[str | None, bool, bytes]:
 def har_entry(row: dict) -> dict:
     from urllib.parse import parse_qsl
 
-    req_headers = _headers(row, "request")
+    req_headers = headers_of(row, "request")
     request = {
         "method": row["method"],
         "url": row["url"],
@@ -98,7 +94,7 @@ def har_entry(row: dict) -> dict:
         }  # fmt: skip
         receive = 0
     else:
-        resp_headers = _headers(row, "response")
+        resp_headers = headers_of(row, "response")
         text, is_b64, decoded = _har_body(row, "response")
         content = {
             "size": len(decoded),
@@ -181,7 +177,7 @@ def _vcr_interaction(row: dict) -> dict:
             out.setdefault(name, []).append(value)
         return out
 
-    req_headers = _headers(row, "request")
+    req_headers = headers_of(row, "request")
     body = bytes(row["request_body"]) if row["request_body"] else None
     if body is not None and row["request_content_encoding"] is None and row["request_redacted"]:
         req_headers = [[k, v] for k, v in req_headers if k.lower() != "content-encoding"]
@@ -192,7 +188,7 @@ def _vcr_interaction(row: dict) -> dict:
         resp_body = decode_content(resp_body, row["response_content_encoding"]).data
     resp_headers = [
         [k, str(len(resp_body)) if k.lower() == "content-length" else v]
-        for k, v in _headers(row, "response")
+        for k, v in headers_of(row, "response")
         if k.lower() != "content-encoding"
     ]
     req_encoded = any(k.lower() == "content-encoding" for k, _ in req_headers)
@@ -230,7 +226,7 @@ def curl_command(row: dict) -> str:
 
     A text body goes in --data-binary; a binary one through printf with octal
     escapes on a pipe (a NUL byte cannot live in a shell word)."""
-    headers = _headers(row, "request")
+    headers = headers_of(row, "request")
     names = {k.lower() for k, _ in headers}
     args = ["curl", "--silent", "--show-error", "--request", row["method"], "--url", row["url"]]
     for name, value in headers:

@@ -11,7 +11,6 @@ installed mitmproxy, so mitmproxy 11 and 12 each get their own.
 Imports mitmproxy only when called: read commands that do not need it stay fast.
 """
 
-import json
 from functools import lru_cache
 
 
@@ -48,10 +47,7 @@ def _template() -> dict:
 
 def flow_state(row: dict) -> dict:
     """The state of an HTTPFlow for a row of ``flows``: what ``Flow.get_state()`` would give."""
-
-    def pairs(side):
-        value = row[f"{side}_headers"]
-        return json.loads(value) if isinstance(value, str) else (value or [])
+    from .queries import headers_of
 
     def decoded(side, headers):
         encoded_header = any(k.lower() == "content-encoding" for k, _ in headers)
@@ -62,7 +58,7 @@ def flow_state(row: dict) -> dict:
     ended = started + (row["duration_ms"] or 0) / 1000
     flow_id = row.get("flow_id") or str(row["id"])
     target = row["path"] + (f"?{row['query']}" if row["query"] else "")
-    req_headers = pairs("request")
+    req_headers = headers_of(row, "request")
     req_body = bytes(row["request_body"]) if row["request_body"] is not None else b""
     state = dict(template)
     state.update(
@@ -89,7 +85,7 @@ def flow_state(row: dict) -> dict:
         error={"msg": row["error"], "timestamp": ended} if row["error"] else None,
     )
     if row["status"] is not None:
-        resp_headers = pairs("response")
+        resp_headers = headers_of(row, "response")
         resp_body = bytes(row["response_body"]) if row["response_body"] is not None else b""
         state["response"] = {
             "http_version": (row["response_http_version"] or "HTTP/1.1").encode(),

@@ -96,6 +96,13 @@ def _compile_filter(expr: str):
         raise InvalidFilter(f"invalid filter expression {expr!r}: {e}") from None
 
 
+def headers_of(row: dict, side: str) -> list:
+    """A row's request or response headers as ``[[name, value], ...]``, whether the
+    row holds them as stored (JSON text) or already parsed (``get_flow``)."""
+    value = row[f"{side}_headers"]
+    return json.loads(value) if isinstance(value, str) else (value or [])
+
+
 def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
     rows = _dicts(conn.execute("SELECT * FROM flows WHERE id = ?", [flow_id]))
     if not rows:
@@ -103,8 +110,7 @@ def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
     flow = rows[0]
     flow["events"] = events_of(conn, flow_id)
     for side in ("request", "response"):
-        raw = flow.get(f"{side}_headers")
-        flow[f"{side}_headers"] = json.loads(raw) if raw else []
+        flow[f"{side}_headers"] = headers_of(flow, side)
     return flow
 
 

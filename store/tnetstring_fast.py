@@ -98,21 +98,25 @@ def value(b: bytes, i: int, limit: int):
     raise ValueError(f"unknown tnetstring tag {t}")
 
 
+def key_at(b: bytes, a: int, e: int) -> tuple[str, int]:
+    """(the string key at b[a:], the offset after it); it must end before ``e``."""
+    c = b.index(b":", a, a + MAX_PREFIX + 1)
+    ka = c + 1
+    a = ka + int(b[a:c])
+    if not ka <= a < e or b[a] != 59:
+        raise ValueError("a dict key that is not a string")
+    return b[ka:a].decode(), a + 1
+
+
 def dict_at(b: bytes, a: int, e: int) -> dict:
     """The dict whose payload is b[a:e], its keys strings (as a flow's are); a list of
     header fields (``[[bytes, bytes], ...]``) under "headers" or "trailers" is read by
-    ``fields_at``, as a tuple of tuples. Keys and plain values are read inline: a
-    function call per value is most of the cost."""
+    ``fields_at``, as a tuple of tuples. Plain values are read inline: a function
+    call per value is most of the cost."""
     d = {}
     index = b.index
     while a < e:
-        c = index(b":", a, a + MAX_PREFIX + 1)
-        ka = c + 1
-        a = ka + int(b[a:c])
-        if not ka <= a < e or b[a] != 59:
-            raise ValueError("a dict key that is not a string")
-        k = b[ka:a].decode()
-        a += 1
+        k, a = key_at(b, a, e)
         c = index(b":", a, a + MAX_PREFIX + 1)
         va = c + 1
         ve = va + int(b[a:c])
@@ -169,13 +173,7 @@ def top_dict(b: bytes, start: int, end: int, wanted: frozenset) -> tuple[dict, l
     keys = []
     index = b.index
     while a < e:
-        c = index(b":", a, a + MAX_PREFIX + 1)
-        ka = c + 1
-        a = ka + int(b[a:c])
-        if not ka <= a < e or b[a] != 59:
-            raise ValueError("a dict key that is not a string")
-        k = b[ka:a].decode()
-        a += 1
+        k, a = key_at(b, a, e)
         keys.append(k)
         if k in wanted:
             d[k], a = value(b, a, e)

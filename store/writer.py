@@ -203,18 +203,26 @@ class BatchWriter:
         self._unwritten = rows
 
 
+# Columns declared NOT NULL DEFAULT 0: a row made by hand must give them too.
+_FLAGS = dict.fromkeys(
+    ("request_truncated", "request_redacted", "response_truncated", "response_redacted", "response_incomplete"), 0
+)
+
+
+def _partial_row(values: dict, error: str) -> tuple:
+    """A row with only ``values`` known, and the error that says why."""
+    values = {**dict.fromkeys(COLUMNS), **values, **_FLAGS, "error": error}
+    return tuple(values[c] for c in COLUMNS)
+
+
 def _salvage(row: tuple, error: str) -> tuple:
     """Keep the flow's identity, time, method and URL; drop what could not be stored."""
     keep = {"flow_id", "started_at", "method", "url", "scheme", "host", "port", "path", "query"}
-    values = {c: (_plain(v) if c in keep else None) for c, v in zip(COLUMNS, row)}
+    values = {c: _plain(v) for c, v in zip(COLUMNS, row) if c in keep}
     values["started_at"] = values["started_at"] or iso_utc(time.time())
     values["method"] = values["method"] or "?"
     values["url"] = values["url"] or "?"
-    values.update(
-        error=error, request_truncated=0, request_redacted=0, response_truncated=0, response_redacted=0,
-        response_incomplete=0,
-    )  # fmt: skip
-    return tuple(values[c] for c in COLUMNS)
+    return _partial_row(values, error)
 
 
 def _plain(value):
@@ -223,18 +231,11 @@ def _plain(value):
 
 def _minimal_row(snap: tuple, error: str) -> tuple:
     flow_id, started, method, scheme, host, port = snap[:6]
-    values = dict.fromkeys(COLUMNS)
-    values.update(
-        flow_id=flow_id,
-        started_at=iso_utc(started),
-        method=method.decode("latin-1"),
-        url=f"{scheme.decode('latin-1')}://{host}:{port}/",
-        host=host,
-        error=error,
-        request_truncated=0,
-        request_redacted=0,
-        response_truncated=0,
-        response_redacted=0,
-        response_incomplete=0,
-    )
-    return tuple(values[c] for c in COLUMNS)
+    values = {
+        "flow_id": flow_id,
+        "started_at": iso_utc(started),
+        "method": method.decode("latin-1"),
+        "url": f"{scheme.decode('latin-1')}://{host}:{port}/",
+        "host": host,
+    }
+    return _partial_row(values, error)
