@@ -122,30 +122,6 @@ def generate(path: Path, total: int, log) -> dict:
     return info
 
 
-def cached_info(path: Path, total: int) -> dict | None:
-    side = Path(f"{path}.json")
-    if not path.exists() or not side.exists():
-        return None
-    try:
-        info = json.loads(side.read_text())
-    except ValueError:
-        return None
-    if info.get("version") != [il.GEN_VERSION, EXPORT_GEN_VERSION] or info.get("flows") != total:
-        return None
-    return info if count_flows(path) == total else None
-
-
-def count_flows(path: Path) -> int | None:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return conn.execute("SELECT count(*) FROM flows").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-
-
 def warm(path: Path) -> None:
     """Read the database once so every export starts from the same (warm) page cache."""
     for suffix in ("", "-wal"):
@@ -249,7 +225,7 @@ def main(argv=None) -> int:
     if REPO_DIR in db.resolve().parents:
         log("refusing to put the bench database inside the repository")
         return 3
-    info = None if args.regenerate else cached_info(db, args.flows)
+    info = None if args.regenerate else il.cached_info(db, args.flows, version=[il.GEN_VERSION, EXPORT_GEN_VERSION])
     if info is None:
         log(f"generating {args.flows:,} flows into {db} (cached for later runs) ...")
         info = generate(db, args.flows, log)
@@ -306,7 +282,7 @@ def main(argv=None) -> int:
                 new = work / f"import-{fmt}-{n}.db"
                 cmd = ["import", str(src), "--db", str(new)]
                 r = run([str(repost), *cmd], env, work / f"import-{fmt}-{n}.log")
-                stored = count_flows(new) if new.exists() else None
+                stored = il.count_flows(new) if new.exists() else None
                 new_size = sum(Path(f"{new}{s}").stat().st_size for s in ("", "-wal") if Path(f"{new}{s}").exists())
                 r.update(kind="import", fmt=fmt, flows=n, stored=stored, output_bytes=new_size,
                          command="repost " + " ".join(cmd).replace(str(work) + "/", ""))  # fmt: skip

@@ -383,7 +383,8 @@ def generate(path: Path, total: int, log) -> dict:
     return info
 
 
-def cached_info(path: Path, total: int) -> dict | None:
+def cached_info(path: Path, total: int, version=GEN_VERSION) -> dict | None:
+    """The sidecar of a cached database generated completely by this generator version, else None."""
     side = Path(f"{path}.json")
     if not path.exists() or not side.exists():
         return None
@@ -391,16 +392,20 @@ def cached_info(path: Path, total: int) -> dict | None:
         info = json.loads(side.read_text())
     except ValueError:
         return None
-    if info.get("version") != GEN_VERSION or info.get("flows") != total:
+    if info.get("version") != version or info.get("flows") != total:
         return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return info if count_flows(path) == total else None
+
+
+def count_flows(path: Path) -> int | None:
     try:
-        n = conn.execute("SELECT count(*) FROM flows").fetchone()[0]
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM flows").fetchone()[0]
+        finally:
+            conn.close()
     except sqlite3.Error:
         return None
-    finally:
-        conn.close()
-    return info if n == total else None
 
 
 # ---------------------------------------------------------------------------

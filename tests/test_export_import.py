@@ -119,7 +119,7 @@ def test_curl_commands_resend_the_same_request_bytes(tmp_path, counting_upstream
     db = tmp_path / "c.db"
     u = counting_upstream.url
     body_bin = bytes(range(256)) * 3 + b"\x00'\\%"
-    ids = store_flows(db, [
+    store_flows(db, [
         post_flow(url=f"{u}/echo?x=1&y=two", body=b'{"a": "it\'s"}', headers={**JSON, "X-Client": "repost"}),
         post_flow(url=f"{u}/upload", body=body_bin, headers={"content-type": "application/octet-stream"}),
     ], keep_secrets=True)  # fmt: skip

@@ -9,13 +9,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
 
-from .helpers import count_flows, free_port, list_json, port_open, repost, wait_for
-from .test_record_durability import Load, children_of, integrity, pid_gone, recorded_keys
+from .helpers import count_flows, list_json, repost, wait_for
+from .test_record_durability import Load, integrity, kill_9_under_load, recorded_keys
 
 
 def test_kill_9_again_and_again(start_proxy, upstream, tmp_path):
@@ -23,17 +22,8 @@ def test_kill_9_again_and_again(start_proxy, upstream, tmp_path):
     must_have_all: set[str] = set()
     for round_ in range(3):
         proxy = start_proxy(db=db)
-        load = Load(proxy.url, upstream.url, threads=3).start()
-        started = time.monotonic()
-        wait_for(lambda: len(load.answered) >= 100 and time.monotonic() - started > 1.2, 30, what="load")
-        writers = children_of(proxy.proc.pid)
-        killed_at = time.monotonic()
-        proxy.kill9()
-        load.stop()
-        for pid in writers:
-            wait_for(lambda: pid_gone(pid), 10, what="the writer to finish")
+        must_have_all |= kill_9_under_load(proxy, upstream.url, answered=100, seconds=1.2, threads=3)
         assert integrity(db) == "ok", f"round {round_}"
-        must_have_all |= {k for k, t in load.answered.items() if t <= killed_at - 0.5}
         assert not must_have_all - recorded_keys(db), f"round {round_}: answered POSTs lost"
 
 

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
-import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 

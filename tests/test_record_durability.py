@@ -82,19 +82,25 @@ def integrity(db: Path) -> str:
         conn.close()
 
 
-def test_kill_9_under_load_keeps_the_database_intact_and_loses_at_most_half_a_second(start_proxy, upstream):
-    proxy = start_proxy()
-    load = Load(proxy.url, upstream.url).start()
+def kill_9_under_load(proxy, upstream_url: str, answered: int, seconds: float, threads: int = 4) -> set[str]:
+    """Load the proxy for ``seconds`` (and ``answered`` responses), kill -9 it, let its
+    writer process finish; returns the keys answered at least 0.5 s before the kill."""
+    load = Load(proxy.url, upstream_url, threads=threads).start()
     started = time.monotonic()
-    wait_for(lambda: len(load.answered) >= 300 and time.monotonic() - started > 2, 30, what="2 s of load")
+    wait_for(lambda: len(load.answered) >= answered and time.monotonic() - started > seconds, 30, what="load")
     writers = children_of(proxy.proc.pid)
     killed_at = time.monotonic()
     proxy.kill9()
     load.stop()
     for pid in writers:  # the writer process commits what it got, then exits
         wait_for(lambda: pid_gone(pid), 10, what="the writer process to finish")
+    return {k for k, t in load.answered.items() if t <= killed_at - 0.5}
+
+
+def test_kill_9_under_load_keeps_the_database_intact_and_loses_at_most_half_a_second(start_proxy, upstream):
+    proxy = start_proxy()
+    must_have = kill_9_under_load(proxy, upstream.url, answered=300, seconds=2)
     assert integrity(proxy.db) == "ok"
-    must_have = {k for k, t in load.answered.items() if t <= killed_at - 0.5}
     missing = must_have - recorded_keys(proxy.db)
     assert len(must_have) >= 200
     assert not missing, f"{len(missing)} of {len(must_have)} answered POSTs were lost"

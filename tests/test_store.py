@@ -26,7 +26,6 @@ from repost.store.redact import Redactor
 from repost.store.writer import BatchWriter, error_update
 from repost.store.writer_process import WriterProcess
 
-from .helpers import wait_for
 
 MB = 1024 * 1024
 
