@@ -1,3 +1,3 @@
-from repost.cli.main import cli
+from repost.cli.entry import main
 
-cli(prog_name="repost")
+main()

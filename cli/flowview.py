@@ -1,19 +1,15 @@
 """A stored flow as the contract's JSON object, and its bodies decoded for people."""
 
-import base64
-from dataclasses import dataclass
+from collections import namedtuple
 
 from repost.store.bodies import decode_content, to_text
 
 from .safety import classify
 
 
-@dataclass
-class BodyView:
-    text: str | None  # decoded text, or None for binary / undecodable bodies
-    data: bytes  # decoded bytes (raw when decoding failed)
-    content_type: str
-    note: str | None
+# text: decoded text, or None for binary / undecodable bodies; data: decoded bytes
+# (raw when decoding failed). A named tuple: typing and dataclasses cost show ~5 ms.
+BodyView = namedtuple("BodyView", "text data content_type note")
 
 
 def header(headers: list, name: str) -> str | None:
@@ -40,7 +36,7 @@ def _side_json(flow: dict, side: str) -> dict:
         "http_version": flow["http_version"] if side == "request" else flow["response_http_version"],
         "headers": flow[f"{side}_headers"],
         "body": view.text if view else None,
-        "body_base64": base64.b64encode(view.data).decode() if view and view.text is None else None,
+        "body_base64": _base64(view.data) if view and view.text is None else None,
         "size": flow[f"{side}_size"],
         "sha256": flow[f"{side}_sha256"],
         "truncated": bool(flow[f"{side}_truncated"]),
@@ -51,6 +47,12 @@ def _side_json(flow: dict, side: str) -> dict:
     if side == "request":
         return {"method": flow["method"], "url": flow["url"], **out}
     return {"status": flow["status"], "reason": flow["reason"], **out}
+
+
+def _base64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
 
 
 def safety_of(row: dict, rules=(), new_idempotency_key: bool = False) -> str:

@@ -1,8 +1,5 @@
 """``repost list`` and ``repost show``."""
 
-import json
-import sys
-
 import click
 
 from .options import db_option, json_option, selection_options
@@ -12,10 +9,6 @@ def _open(db_path):
     from repost.store.database import open_database
 
     return open_database(db_path)
-
-
-def _print_json(value) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @click.command("list")
@@ -51,7 +44,9 @@ def list_flows(db_path, selection, limit, as_json):
     rules = get_rules(conn, READ_ONLY)
     rows = [summary_json(r, rules) for r in query(conn, selection, limit)]
     if as_json:
-        _print_json(rows)
+        from .show import print_json
+
+        print_json(rows)
         return
     from .render import flows_table
 
@@ -70,13 +65,9 @@ def show(flow_id, db_path, as_format, assemble, as_json):
     Bodies are decoded (gzip, br, zstd, deflate; charsets) and pretty-printed:
     JSON indented, forms as fields, binary as a size note.
     """
-    from repost.store.queries import get_flow, replays_of
+    from .show import load_flow, print_flow
 
-    from .flowview import flow_json
-
-    conn = _open(db_path)
-    flow = get_flow(conn, flow_id)
-    replays = replays_of(conn, flow_id)
+    flow, replays, rules = load_flow(db_path, flow_id)
     if assemble:
         from repost.store.sse import Event, assemble_text
 
@@ -96,13 +87,4 @@ def show(flow_id, db_path, as_format, assemble, as_json):
         if missing:
             click.echo(f"repost: left out, redacted at capture: {', '.join(missing)}; add them yourself", err=True)
         return
-    from repost.store.rules import READ_ONLY, get_rules
-
-    rules = get_rules(conn, READ_ONLY)
-    if as_json:
-        _print_json(flow_json(flow, replays, rules))
-        return
-    from .render import show_flow
-
-    show_flow(flow, replays, rules)
-    sys.stdout.flush()
+    print_flow(flow, replays, rules, as_json)

@@ -6,7 +6,6 @@ not pay for mitmproxy's start-up.
 
 import os
 import sqlite3
-import sys
 
 import click
 
@@ -45,9 +44,9 @@ class RepostGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            # `repost export ... | head`: the reader left; stop quietly, as cat does.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            from .entry import reader_left
+
+            reader_left()
             ctx.exit(141)
         except (StoreError, sqlite3.Error, OSError, UnicodeError) as e:
             if _debug(ctx):
@@ -92,9 +91,5 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-def main() -> None:  # pragma: no cover
-    cli(prog_name="repost")
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    cli(prog_name="repost")

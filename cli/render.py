@@ -4,7 +4,6 @@ import json
 import os
 import re
 import sys
-from urllib.parse import parse_qsl
 
 from .flowview import BodyView, body_view, header, safety_of
 
@@ -224,6 +223,8 @@ def _pretty_body(con, view: BodyView, sha256: str | None) -> None:
                 con.print(pretty, markup=False, soft_wrap=True)
             return
     if "x-www-form-urlencoded" in ctype:
+        from urllib.parse import parse_qsl
+
         for name, value in parse_qsl(text, keep_blank_values=True):
             con.print(f"[cyan]{_escape(name)}[/] = {_escape(value)}", soft_wrap=True)
         return

@@ -1,7 +1,7 @@
 """Rules the user keeps in the database: endpoints marked read-only."""
 
 import sqlite3
-from dataclasses import dataclass
+from collections import namedtuple
 from fnmatch import fnmatchcase
 
 from .errors import StoreError
@@ -10,13 +10,11 @@ from .timefmt import now_iso
 READ_ONLY = "read-only"
 
 
-@dataclass(frozen=True)
-class Rule:
-    id: int
-    kind: str
-    method: str | None  # None: any method
-    url_glob: str
-    created_at: str
+# A named tuple, not a dataclass: dataclasses imports inspect, ~7 ms of `repost show`.
+class Rule(namedtuple("Rule", "id kind method url_glob created_at")):
+    """A rule; ``method`` None matches any method."""
+
+    __slots__ = ()
 
     def matches(self, method: str, url: str, path: str) -> bool:
         if self.method and self.method != method.upper():

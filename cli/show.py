@@ -1,0 +1,35 @@
+"""What ``repost show`` prints, without click: the command and the quick road in
+``entry.py`` both call these."""
+
+import json
+import sys
+
+
+def load_flow(db_path: str, flow_id: int) -> tuple[dict, list[dict], list]:
+    """The flow, its replays and the read-only rules (for its safety class)."""
+    from repost.store.database import open_database
+    from repost.store.queries import get_flow, replays_of
+    from repost.store.rules import READ_ONLY, get_rules
+
+    conn = open_database(db_path)
+    try:
+        return get_flow(conn, flow_id), replays_of(conn, flow_id), get_rules(conn, READ_ONLY)
+    finally:
+        conn.close()
+
+
+def print_flow(flow: dict, replays: list[dict], rules, as_json: bool) -> None:
+    if as_json:
+        from .flowview import flow_json
+
+        print_json(flow_json(flow, replays, rules))
+        return
+    from .render import show_flow
+
+    show_flow(flow, replays, rules)
+    sys.stdout.flush()
+
+
+def print_json(value) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,109 @@
+"""`repost show` without click (cli/entry.py): the same output, errors and exit
+codes as through click, and click left unimported."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from repost.cli.entry import plain_show
+
+from .helpers import post_flow, repost, store_flows
+
+
+def run(*args: str, **kw) -> subprocess.CompletedProcess:
+    """The program as a user runs it (python -m repost.cli is the console script's main)."""
+    return subprocess.run([sys.executable, "-m", "repost.cli", *args], capture_output=True, text=True, timeout=60, **kw)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("quick") / "q.db"
+    store_flows(path, [
+        post_flow(body=b'{"order": {"sku": "A-1", "qty": 2}}', response_body=b'{"id": 7, "ok": true}'),
+        post_flow(body=b"name=Ada&lang=en", headers={"content-type": "application/x-www-form-urlencoded"},
+                  response_body=b"\x89PNG\r\n\x1a\n" + bytes(range(64)), response_headers={"content-type": "image/png"}),
+    ])  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["show", "12"], (12, None, False)),
+        (["show", "12", "--json"], (12, None, True)),
+        (["show", "--json", "12", "--db", "x.db"], (12, "x.db", True)),
+        (["show", "--db=x.db", "007"], (7, "x.db", False)),
+        (["show"], None),
+        (["show", "abc"], None),
+        (["show", "١٢"], None),  # digits click's int() would take: left to click
+        (["show", "-1"], None),
+        (["show", "1", "2"], None),
+        (["show", "1", "--json", "--json"], None),
+        (["show", "1", "--db"], None),
+        (["show", "1", "--db="], None),
+        (["show", "1", "--as", "curl"], None),
+        (["show", "1", "--help"], None),
+        (["--debug", "show", "1"], None),
+        (["list"], None),
+        ([], None),
+    ],
+)
+def test_only_plain_invocations_take_the_quick_road(args, expected):
+    assert plain_show(args) == expected
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("flow", [1, 2])
+def test_quick_road_prints_what_click_prints(db, flow, as_json):
+    extra = ["--json"] if as_json else []
+    quick = run("show", str(flow), "--db", str(db), *extra)
+    through_click = repost("show", str(flow), "--db", str(db), *extra)  # in process, click's road
+    assert quick.returncode == 0 and through_click.exit_code == 0
+    assert quick.stdout == through_click.output
+    assert quick.stderr == ""
+    if as_json:
+        assert json.loads(quick.stdout)["id"] == flow
+
+
+def test_default_database_comes_from_repost_db(db, tmp_path):
+    env = {**__import__("os").environ, "REPOST_DB": str(db)}
+    result = run("show", "1", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["request"]["body"] == '{"order": {"sku": "A-1", "qty": 2}}'
+
+
+def test_quick_road_does_not_import_click(db):
+    code = (
+        "import sys, io, contextlib\n"
+        "before = set(sys.modules)\n"
+        "from repost.cli.entry import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    main(['show', '1', '--json', '--db', {str(db)!r}])\n"
+        "assert out.getvalue().startswith('{'), out.getvalue()\n"
+        "heavy = ('click', 'dataclasses', 'typing', 'inspect', 'pathlib', 'urllib.parse', 'rich', 'sqlite_utils')\n"
+        "print(sorted(m for m in heavy if m in sys.modules and m not in before))\n"
+    )
+    # Modules loaded before main() (an editable install's finder imports pathlib) don't count.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["show", "99"], 1, "Error: no flow with id 99"),
+        (["show", "abc"], 2, "'abc' is not a valid integer"),
+        (["show", "1", "--db", "/nonexistent/r.db"], 1, "no database at /nonexistent/r.db"),
+    ],
+)
+def test_errors_are_worded_by_click(db, args, code, message):
+    if "--db" not in args:
+        args = [*args, "--db", str(db)]
+    result = run(*args)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
