@@ -36,7 +36,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
-GEN_VERSION = 3  # bump when the generated data changes: cached databases are rebuilt
+GEN_VERSION = 4  # bump when the generated data changes: cached databases are rebuilt
 BATCH = 500
 SEED = 20261126
 PYCACHE = "/tmp/repost-bench-pycache"
@@ -503,11 +503,18 @@ def sizes(db: Path) -> dict:
         conn.close()
     file_size = sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
     fts = sum(v for k, v in by_obj.items() if k.startswith("flows_fts"))
+    # The database is bodies + a per-flow overhead (metadata, indexes) + a search index
+    # that grows with the bodies' text: at what average body size would it be 1.5x?
+    per_flow = (file_size - fts - stored) / n if n else 0
+    fts_share = fts / wire if wire else 0
+    breakeven = per_flow / (0.5 - fts_share) if fts_share < 0.5 else None
     return {
         "db_bytes": file_size, "wire_body_bytes": wire, "stored_body_bytes": stored, "flows": n,
         "ratio_vs_wire": round(file_size / wire, 3), "ratio_vs_stored": round(file_size / stored, 3),
         "fts_bytes": fts, "ratio_without_fts_vs_wire": round((file_size - fts) / wire, 3),
         "objects": by_obj, "flows_leaves": fill,
+        "avg_body_bytes": round(wire / n) if n else 0, "overhead_per_flow_bytes": round(per_flow),
+        "fts_vs_wire": round(fts_share, 3), "body_bytes_for_1_5x": round(breakeven) if breakeven else None,
     }  # fmt: skip
 
 
@@ -700,6 +707,9 @@ def print_table(s: dict, ok_size: bool) -> None:
         f = b["flows_leaves"] or {}
         print(f"flows table {_mb(flows)} for {_mb(b['stored_body_bytes'])} of bodies: page_size {f.get('page_size')}, "
               f"avg row {f.get('avg_row_bytes')} B, {f.get('rows_per_leaf')} rows per leaf page, leaf pages {f.get('leaf_fill', 0):.0%} full")  # fmt: skip
+    if b.get("overhead_per_flow_bytes") is not None:
+        print(f"per flow: {b['avg_body_bytes']:,} B of bodies on average, {b['overhead_per_flow_bytes']:,} B of metadata and indexes;"
+              f" FTS {b['fts_vs_wire']:.2f}x of the bodies; 1.5x holds from ~{b['body_bytes_for_1_5x']:,} B of bodies a flow")  # fmt: skip
     top = sorted(b["objects"].items(), key=lambda kv: -kv[1])[:8]
     if top:
         print("largest objects: " + ", ".join(f"{k} {_mb(v)}" for k, v in top))

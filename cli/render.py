@@ -96,14 +96,56 @@ def flows_table(rows: list[dict]) -> None:
     from rich import box
     from rich.table import Table
 
+    con = console()
+    if con.width < 100:  # the year is the first thing a narrow terminal can spare
+        for row in cells:
+            row[1] = row[1][5:]
+    widths = _fit([max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)], con.width)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for name, justify in COLUMNS:
-        table.add_column(name, justify=justify, no_wrap=name != "path")
+    shown = [i for i, w in enumerate(widths) if w]
+    for i in shown:
+        name, justify = COLUMNS[i]
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", width=widths[i])
     for r, row in zip(rows, cells):
         row[3] = f"[{_status_style(r['status'])}]{row[3]}[/]"
         row[8] = f"[{SAFETY_STYLE[r['safety']]}]{row[8]}[/]"
-        table.add_row(*(c if i in (3, 8) else _escape(c) for i, c in enumerate(row)))
-    console().print(table)
+        table.add_row(*(row[i] if i in (3, 8) else _escape(row[i]) for i in shown))
+    con.print(table)
+
+
+FLEXIBLE = ("host", "path")  # cut short with an ellipsis when the terminal is narrow
+DROPPABLE = ("duration", "size", "method", "time")  # left out, in this order, when that is not enough
+FLEX_MIN = 12
+GAP = 3  # a space of padding each side and one between columns
+
+
+def _fit(widths: list[int], room: int) -> list[int]:
+    """Column widths (0: left out) for a terminal ``room`` columns wide.
+
+    rich would shrink every column alike, cutting ids and statuses short and
+    squeezing the path out; here the short columns stay whole, host and path
+    share what is left, and duration, size, method and time go, in that order, when
+    it is not enough.
+    """
+    names = [name for name, _ in COLUMNS]
+    flex = [names.index(n) for n in FLEXIBLE]
+    widths = list(widths)
+
+    def fixed_need() -> int:
+        shown = [i for i, w in enumerate(widths) if w]
+        return sum(widths[i] for i in shown if i not in flex) + GAP * (len(shown) - 1)
+
+    for name in DROPPABLE:
+        if fixed_need() + sum(min(widths[i], FLEX_MIN) for i in flex) <= room:
+            break
+        widths[names.index(name)] = 0
+    spare = room - fixed_need()
+    host, path = flex
+    if widths[host] + widths[path] > spare:
+        # The path says more than the host: it gets the larger share.
+        widths[host] = max(1, min(widths[host], max(spare * 2 // 5, min(FLEX_MIN, spare // 2))))
+        widths[path] = max(1, min(widths[path], spare - widths[host]))
+    return widths
 
 
 def _plain_table(cells: list[list[str]]) -> None:
@@ -216,9 +258,10 @@ def _pretty_body(con, view: BodyView, sha256: str | None) -> None:
             pass
         else:
             if con.is_terminal:
-                from rich.syntax import Syntax
+                # rich's regex highlighter, not Syntax: pygments would add ~25 ms to show.
+                from rich.highlighter import JSONHighlighter
 
-                con.print(Syntax(pretty, "json", theme="ansi_dark", background_color="default", word_wrap=True))
+                con.print(JSONHighlighter()(pretty))
             else:
                 con.print(pretty, markup=False, soft_wrap=True)
             return

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from .helpers import RecordingProxy, count_flows, repost, wait_for
+from .helpers import RecordingProxy, count_flows, post_flow, repost, store_flows, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,42 @@ def test_empty_database(tmp_path):
     result = repost("list", "--db", str(tmp_path / "empty.db"))
     assert result.exit_code == 0 and "no flows" in result.output
     assert json.loads(repost("list", "--db", str(tmp_path / "empty.db"), "--json").output) == []
+
+
+@pytest.fixture(scope="module")
+def wide_rows(tmp_path_factory):
+    """Seven-digit ids, long hosts and paths: what a narrow terminal has to fit."""
+    import sqlite3
+
+    db = tmp_path_factory.mktemp("wide") / "wide.db"
+    store_flows(db, [
+        post_flow(url="https://checkout.payments.example.org/api/v2/customers/48213/subscriptions/renew", status=201),
+        post_flow(url="https://api.example.test/orders", status=503),
+    ])  # fmt: skip
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE flows SET id = id + 1234560")
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 160])
+def test_narrow_terminals_keep_ids_statuses_and_safety_whole(wide_rows, monkeypatch, width):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", str(width))
+    result = repost("list", "--db", str(wide_rows))
+    assert result.exit_code == 0, result.output
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", result.output).splitlines()
+    assert all(len(line) <= width for line in lines), "\n".join(lines)
+    header, _rule, *rows = lines
+    assert header.split()[:2] == ["id", "time"] if width >= 80 else header.split()[:2] == ["id", "status"]
+    assert "path" in header.split() and "host" in header.split()
+    assert [r.split()[0] for r in rows] == ["1234562", "1234561"]  # whole, newest first
+    assert "503" in rows[0].split() and "201" in rows[1].split()
+    assert rows[0].split()[-1] == "unsafe" and rows[1].split()[-1] == "unsafe"
+    if width >= 160:
+        assert "/api/v2/customers/48213/subscriptions/renew" in rows[1]  # room for all of it
+        assert "duration" in header
+    else:
+        assert "…" in rows[1]  # the long path is cut short, not dropped
