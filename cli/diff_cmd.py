@@ -69,10 +69,9 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
 
 
 def print_differences(a: int, b: int, differences) -> None:
-    from .render import _escape as escape
-    from .render import console
+    from .terminal import Console, escape
 
-    con = console()
+    con = Console()
     if not differences:
         con.print(f"flows {a} and {b} are equal")
         return

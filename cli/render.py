@@ -1,53 +1,13 @@
 """Output for people: a table of flows, one flow in full. Colour only on a terminal."""
 
 import json
-import os
-import re
 import sys
 
 from .flowview import BodyView, body_view, header, safety_of
+from .terminal import Console
+from .terminal import escape as _escape
 
 SAFETY_STYLE = {"safe": "green", "idempotent": "cyan", "keyed": "yellow", "unsafe": "red"}
-
-
-def is_terminal() -> bool:
-    """As rich decides it (TTY_COMPATIBLE, FORCE_COLOR, isatty), without importing rich."""
-    tty = os.environ.get("TTY_COMPATIBLE", "")
-    if tty in ("0", "1"):
-        return tty == "1"
-    force = os.environ.get("FORCE_COLOR")
-    if force is not None:
-        return force != ""
-    return sys.stdout.isatty()
-
-
-class PlainConsole:
-    """Output for a pipe: the same markup strings, printed without it. Not importing
-    rich here saves ~60 ms of a command's start-up (measured on 1M flows)."""
-
-    is_terminal = False
-
-    def print(self, text: str = "", *args, markup: bool = True, **kwargs) -> None:
-        sys.stdout.write((strip_markup(text) if markup else text) + "\n")
-
-
-_TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")
-
-
-def strip_markup(text: str) -> str:
-    def sub(m: re.Match) -> str:
-        slashes, tag = m.group(1), m.group(2)
-        return slashes[: len(slashes) // 2] + (f"[{tag}]" if len(slashes) % 2 else "")
-
-    return _TAG.sub(sub, text)
-
-
-def console():
-    if not is_terminal():
-        return PlainConsole()
-    from rich.console import Console
-
-    return Console(highlight=False)  # honours NO_COLOR and COLUMNS
 
 
 def human_size(n: int | None) -> str:
@@ -74,7 +34,7 @@ COLUMNS = [
 
 def flows_table(rows: list[dict]) -> None:
     if not rows:
-        console().print("no flows recorded yet")
+        Console().print("no flows recorded yet")
         return
     cells = [
         [
@@ -90,40 +50,48 @@ def flows_table(rows: list[dict]) -> None:
         ]
         for r in rows
     ]
-    if not is_terminal():
+    con = Console()
+    if not con.is_terminal:
         _plain_table(cells)
         return
-    from rich import box
-    from rich.table import Table
-
-    con = console()
     if con.width < 100:  # the year is the first thing a narrow terminal can spare
         for row in cells:
             row[1] = row[1][5:]
     widths = _fit([max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)], con.width)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     shown = [i for i, w in enumerate(widths) if w]
-    for i in shown:
-        name, justify = COLUMNS[i]
-        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", width=widths[i])
+    gap = " " * GAP
+
+    def line(row: list[str], styles: list[str]) -> str:
+        parts = []
+        for i in shown:
+            text = _cut(row[i], widths[i])
+            text = text.rjust(widths[i]) if COLUMNS[i][1] == "right" else text.ljust(widths[i])
+            parts.append(f"[{styles[i]}]{_escape(text)}[/]" if styles[i] else _escape(text))
+        return gap.join(parts)
+
+    con.print(line([name for name, _ in COLUMNS], ["bold"] * len(COLUMNS)), soft_wrap=True)
+    con.print("─" * (sum(widths) + GAP * (len(shown) - 1)), soft_wrap=True)
     for r, row in zip(rows, cells):
-        row[3] = f"[{_status_style(r['status'])}]{row[3]}[/]"
-        row[8] = f"[{SAFETY_STYLE[r['safety']]}]{row[8]}[/]"
-        table.add_row(*(row[i] if i in (3, 8) else _escape(row[i]) for i in shown))
-    con.print(table)
+        styles = [""] * len(COLUMNS)
+        styles[3], styles[8] = _status_style(r["status"]), SAFETY_STYLE[r["safety"]]
+        con.print(line(row, styles), soft_wrap=True)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 FLEXIBLE = ("host", "path")  # cut short with an ellipsis when the terminal is narrow
 DROPPABLE = ("duration", "size", "method", "time")  # left out, in this order, when that is not enough
 FLEX_MIN = 12
-GAP = 3  # a space of padding each side and one between columns
+GAP = 3  # spaces between columns on a terminal
 
 
 def _fit(widths: list[int], room: int) -> list[int]:
     """Column widths (0: left out) for a terminal ``room`` columns wide.
 
-    rich would shrink every column alike, cutting ids and statuses short and
-    squeezing the path out; here the short columns stay whole, host and path
+    The short columns stay whole (shrinking every column alike, as rich's Table
+    does, cut ids and statuses short and squeezed the path out), host and path
     share what is left, and duration, size, method and time go, in that order, when
     it is not enough.
     """
@@ -160,7 +128,7 @@ def _plain_table(cells: list[list[str]]) -> None:
 
 
 def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
-    con = console()
+    con = Console()
     safety = safety_of(flow, rules)
     duration = f"{flow['duration_ms']:.1f} ms" if flow["duration_ms"] is not None else "-"
     con.print(
@@ -206,17 +174,6 @@ def _events(con, flow: dict) -> None:
         con.print(f"[cyan]{t}[/]  [bold]{_escape(label)}[/]  {_escape(e['data'])}", soft_wrap=True)
 
 
-_ESCAPE = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
-
-
-def _escape(text: str) -> str:
-    """rich.markup.escape, without importing rich: user text never reads as markup."""
-    text = _ESCAPE.sub(r"\1\1\\\2", text)
-    if text.endswith("\\") and not text.endswith("\\\\"):
-        text += "\\"
-    return text
-
-
 def _headers(con, headers: list) -> None:
     for name, value in headers:
         con.print(f"[cyan]{_escape(name)}[/]: {_escape(value)}", soft_wrap=True)
@@ -257,13 +214,7 @@ def _pretty_body(con, view: BodyView, sha256: str | None) -> None:
         except ValueError:
             pass
         else:
-            if con.is_terminal:
-                # rich's regex highlighter, not Syntax: pygments would add ~25 ms to show.
-                from rich.highlighter import JSONHighlighter
-
-                con.print(JSONHighlighter()(pretty))
-            else:
-                con.print(pretty, markup=False, soft_wrap=True)
+            con.print_json(pretty)
             return
     if "x-www-form-urlencoded" in ctype:
         from urllib.parse import parse_qsl

@@ -1,0 +1,77 @@
+"""cli/terminal.py: markup to ANSI styles on a terminal, stripped in a pipe."""
+
+import io
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from repost.cli.terminal import Console, escape, json_spans, spans, strip_markup, wrap
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def printed(console: Console, *args, method="print", **kw) -> str:
+    import sys
+
+    saved, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        getattr(console, method)(*args, **kw)
+        return sys.stdout.getvalue()
+    finally:
+        sys.stdout = saved
+
+
+def test_markup_becomes_spans():
+    assert spans("[bold]flow 7[/]  [red]unsafe[/] \\[x] [bold][cyan]k[/]v[/]") == [
+        ("flow 7", "bold"), ("  ", ""), ("unsafe", "red"), (" ", ""), ("[x]", ""), (" ", ""),
+        ("k", "bold cyan"), ("v", "bold"),
+    ]  # fmt: skip
+
+
+@given(st.text())
+def test_escaped_user_text_comes_out_as_it_went_in(text):
+    assert strip_markup(escape(text)) == text
+    assert printed(Console(terminal=False), escape(text)) == text + "\n"
+    on_terminal = printed(Console(terminal=True, width=10**6), f"[red]{escape(text)}[/]", soft_wrap=True)
+    assert ANSI.sub("", on_terminal) == text + "\n"
+
+
+def test_styles_on_a_terminal_and_none_in_a_pipe(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert printed(Console(terminal=True, width=80), "[bold]POST[/] [green]200[/]") == "\x1b[1mPOST\x1b[0m \x1b[32m200\x1b[0m\n"
+    assert printed(Console(terminal=False), "[bold]POST[/] [green]200[/]") == "POST 200\n"
+
+
+def test_no_color_keeps_bold_and_drops_colours(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = printed(Console(terminal=True, width=80), "[bold red]error[/] [green]ok[/]")
+    assert out == "\x1b[1merror\x1b[0m ok\n"
+
+
+def test_long_lines_wrap_at_spaces_within_the_width():
+    line = [("alpha beta gamma ", ""), ("delta-epsilon-zeta-eta-theta", "green")]
+    lines = wrap(line, 12)
+    texts = ["".join(t for t, _ in piece) for piece in lines]
+    assert all(len(t) <= 12 for t in texts)
+    assert "".join(texts) == "alpha beta gamma delta-epsilon-zeta-eta-theta"
+    assert texts[0] == "alpha beta "  # broken after a space, not inside a word
+    assert lines[-1][-1][1] == "green"  # styles carry over the breaks
+
+
+@pytest.mark.parametrize("soft_wrap, longest", [(False, 20), (True, 60)])
+def test_soft_wrap_leaves_long_lines_to_the_terminal(soft_wrap, longest):
+    out = printed(Console(terminal=True, width=20), "word " * 12, soft_wrap=soft_wrap)
+    assert max(len(ANSI.sub("", line)) for line in out.splitlines()) == longest
+
+
+def test_json_is_highlighted_by_token():
+    text = '{\n  "id": 7,\n  "name": "a \\"b\\" [c]",\n  "ok": true,\n  "price": -1.5e3\n}'
+    parts = json_spans(text)
+    assert "".join(t for t, _ in parts) == text
+    styles = {t: s for t, s in parts if s}
+    assert styles['"id"'] == "bold blue" and styles["7"] == "bold cyan"
+    assert styles['"a \\"b\\" [c]"'] == "green" and styles["true"] == "italic" and styles["-1.5e3"] == "bold cyan"
+    out = printed(Console(terminal=True, width=200), text, method="print_json")
+    assert ANSI.sub("", out) == text + "\n"  # brackets in strings are text, not markup
