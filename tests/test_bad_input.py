@@ -464,7 +464,7 @@ def export_params():
             yield pytest.param(fmt, name, id=f"{fmt}-{name}", marks=marks)
 
 
-@pytest.mark.parametrize("fmt, name", export_params())
+@pytest.mark.parametrize("fmt, name", list(export_params()))
 def test_export(env, sent, fmt, name):
     flow_id, _ = flow_of(sent, name)
     path = env.folder / f"{flow_id}.{fmt}"
