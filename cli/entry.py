@@ -35,7 +35,7 @@ def plain_show(args: list[str]) -> tuple[int, str | None, bool] | None:
                 return None
         elif arg.startswith("--db=") and db_path is None and len(arg) > 5:
             db_path = arg[5:]
-        elif arg.isascii() and arg.isdigit() and flow_id is None:
+        elif arg.isascii() and arg.isdigit() and len(arg) <= 18 and flow_id is None:  # a SQLite integer
             flow_id = int(arg)
         else:
             return None
@@ -57,6 +57,14 @@ def quick_show(flow_id: int, db_path: str | None, as_json: bool) -> bool:
     except BrokenPipeError:
         reader_left()
         sys.exit(141)
+    except (OSError, UnicodeError) as e:  # a full disk, say: worded as click's road words it
+        if debug():
+            raise
+        sys.stderr.write(f"Error: {one_line(e)}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nAborted!\n")  # as click says it
+        sys.exit(1)
     return True
 
 
@@ -64,3 +72,19 @@ def reader_left() -> None:
     """``repost ... | head``: the reader left; stop quietly, as cat does."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def one_line(e: Exception) -> str:
+    """An error a user can cause, as the one line repost prints for it."""
+    import sqlite3
+
+    if isinstance(e, sqlite3.Error):
+        return f"database error: {e}"
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.strerror or e}: {e.filename}"
+    return str(e)
+
+
+def debug(flag: bool = False) -> bool:
+    """--debug, or REPOST_DEBUG=1: show tracebacks."""
+    return flag or os.environ.get("REPOST_DEBUG", "") not in ("", "0")

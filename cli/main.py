@@ -4,12 +4,13 @@ Commands import what they need inside their functions, so ``repost list`` does
 not pay for mitmproxy's start-up.
 """
 
-import os
 import sqlite3
 
 import click
 
 from repost.store.errors import StoreError
+
+from .entry import debug, one_line, reader_left
 
 # Each command's module is imported only when that command runs: start-up time is
 # part of every command's latency (a `list` answers in well under 100 ms).
@@ -44,26 +45,16 @@ class RepostGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            from .entry import reader_left
-
             reader_left()
             ctx.exit(141)
         except (StoreError, sqlite3.Error, OSError, UnicodeError) as e:
             if _debug(ctx):
                 raise
-            raise click.ClickException(_one_line(e)) from None
-
-
-def _one_line(e: Exception) -> str:
-    if isinstance(e, sqlite3.Error):
-        return f"database error: {e}"
-    if isinstance(e, OSError) and e.filename:
-        return f"{e.strerror or e}: {e.filename}"
-    return str(e)
+            raise click.ClickException(one_line(e)) from None
 
 
 def _debug(ctx: click.Context) -> bool:
-    return bool((ctx.obj or {}).get("debug")) or os.environ.get("REPOST_DEBUG", "") not in ("", "0")
+    return debug(bool((ctx.obj or {}).get("debug")))
 
 
 @click.group(name="repost", cls=RepostGroup, context_settings={"help_option_names": ["-h", "--help"]})

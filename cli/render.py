@@ -1,10 +1,9 @@
 """Output for people: a table of flows, one flow in full. Colour only on a terminal."""
 
 import json
-import sys
 
 from .flowview import BodyView, body_view, header, safety_of
-from .terminal import Console
+from .terminal import Console, write
 from .terminal import escape as _escape
 
 SAFETY_STYLE = {"safe": "green", "idempotent": "cyan", "keyed": "yellow", "unsafe": "red"}
@@ -111,8 +110,10 @@ def _fit(widths: list[int], room: int) -> list[int]:
     host, path = flex
     if widths[host] + widths[path] > spare:
         # The path says more than the host: it gets the larger share.
-        widths[host] = max(1, min(widths[host], max(spare * 2 // 5, min(FLEX_MIN, spare // 2))))
+        natural_host = widths[host]
+        widths[host] = max(1, min(natural_host, max(spare * 2 // 5, min(FLEX_MIN, spare // 2))))
         widths[path] = max(1, min(widths[path], spare - widths[host]))
+        widths[host] = max(1, min(natural_host, spare - widths[path]))  # what a short path leaves
     return widths
 
 
@@ -124,7 +125,7 @@ def _plain_table(cells: list[list[str]]) -> None:
     for row in [header, *cells]:
         parts = [c.rjust(w) if COLUMNS[i][1] == "right" else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(parts).rstrip())
-    sys.stdout.write("\n".join(lines) + "\n")
+    write("\n".join(lines) + "\n")
 
 
 def show_flow(flow: dict, replays: list[dict], rules=()) -> None:

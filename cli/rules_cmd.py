@@ -42,7 +42,7 @@ def list_rules(db_path, as_json):
 
     found = get_rules(open_database(db_path))
     if as_json:
-        click.echo(json.dumps([r.__dict__ for r in found], indent=2))
+        click.echo(json.dumps([r._asdict() for r in found], indent=2))
         return
     for r in found:
         click.echo(f"{r.id}\t{r.kind}\t{r.describe()}\t{r.created_at}")

@@ -27,9 +27,16 @@ def print_flow(flow: dict, replays: list[dict], rules, as_json: bool) -> None:
     from .render import show_flow
 
     show_flow(flow, replays, rules)
-    sys.stdout.flush()
+    _flush()
 
 
 def print_json(value) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    from .terminal import write
+
+    write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    _flush()
+
+
+def _flush() -> None:
+    if sys.stdout is not None:  # `repost show 1 >&-`: nowhere to write, nothing to say
+        sys.stdout.flush()

@@ -15,9 +15,9 @@ SGR = {"bold": "1", "dim": "2", "italic": "3", "red": "31", "green": "32", "yell
        "magenta": "35", "cyan": "36"}  # fmt: skip
 COLOURS = frozenset({"red", "green", "yellow", "blue", "magenta", "cyan"})
 
-# A tag is [name ...] or [/]; a backslash before it makes it literal text (rich's rules).
-_TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")
-_ESCAPE = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+# Markup: [name ...] opens a style, [/] closes the innermost; a backslash makes the
+# next character literal (so escape() always round-trips, whatever the text ends with).
+_MARKUP = re.compile(r"\\(.)|\[([a-z#/@][^\[\]]*)\]", re.DOTALL)
 # JSON as json.dumps(indent=2) writes it: keys, strings, numbers, literals, brackets.
 _JSON_TOKEN = re.compile(
     r'(?P<key>"(?:[^"\\]|\\.)*")(?=:)|(?P<str>"(?:[^"\\]|\\.)*")'
@@ -38,40 +38,43 @@ def is_terminal() -> bool:
 
 
 def terminal_width() -> int:
+    """COLUMNS, else the size of whichever of stdout, stderr, stdin is a terminal, else 80.
+    (A fresh pseudo-terminal says 0 columns: that is "unknown" too.)"""
     try:
         return max(int(os.environ["COLUMNS"]), 1)
     except (KeyError, ValueError):
         pass
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except (OSError, ValueError, AttributeError):  # not a real terminal (a test's capture, say)
-        return 80
+    for stream in (sys.stdout, sys.stderr, sys.stdin):
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):  # not a terminal, or a test's capture
+            continue
+        if columns > 0:
+            return columns
+    return 80
 
 
 def escape(text: str) -> str:
-    """rich.markup.escape: user text never reads as markup."""
-    text = _ESCAPE.sub(r"\1\1\\\2", text)
-    if text.endswith("\\") and not text.endswith("\\\\"):
-        text += "\\"
-    return text
+    """User text as markup that prints as itself."""
+    return text.replace("\\", "\\\\").replace("[", "\\[")
 
 
 def spans(text: str) -> list[tuple[str, str]]:
-    """Markup -> [(plain text, style), ...]; ``[/]`` ends the innermost open tag."""
+    """Markup -> [(plain text, style), ...]."""
     out, stack, pos = [], [], 0
-    for m in _TAG.finditer(text):
-        slashes, tag = m.group(1), m.group(2)
-        out.append((text[pos : m.start()] + slashes[: len(slashes) // 2], " ".join(stack)))
+    for m in _MARKUP.finditer(text):
+        out.append((text[pos : m.start()], " ".join(stack)))
         pos = m.end()
-        if len(slashes) % 2:  # an escaped tag is text
-            out.append((f"[{tag}]", " ".join(stack)))
+        literal, tag = m.group(1), m.group(2)
+        if literal is not None:
+            out.append((literal, " ".join(stack)))
         elif tag.startswith("/"):
             if stack:
                 stack.pop()
         else:
             stack.append(tag)
     out.append((text[pos:], " ".join(stack)))
-    return [(t, s) for t, s in out if t]
+    return _join_runs([(t, s) for t, s in out if t])
 
 
 def strip_markup(text: str) -> str:
@@ -89,40 +92,88 @@ def json_spans(text: str) -> list[tuple[str, str]]:
 
 
 def wrap(line: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]:
-    """One line's spans as lines of at most ``width`` characters, broken after spaces
-    where there is one, as rich word-wraps."""
-    if sum(len(text) for text, _ in line) <= width:
-        return [line]
-    chars = [(c, style) for text, style in line for c in text]
-    lines = []
-    while len(chars) > width:
-        cut = next((i + 1 for i in range(width - 1, 0, -1) if chars[i][0] == " "), width)
-        lines.append(chars[:cut])
-        chars = chars[cut:]
-    lines.append(chars)
-    return [_join(chars) for chars in lines]
+    """One line's spans as lines of at most ``width`` terminal columns, broken after
+    spaces where there is one, as rich word-wraps. East Asian wide characters take two."""
+    width = max(width, 2)
+    if all(text.isascii() for text, _ in line):
+        if sum(len(text) for text, _ in line) <= width:
+            return [line]
+        cells = [(c, style, 1) for text, style in line for c in text]
+    else:
+        cells = [(c, style, _cell_width(c)) for text, style in line for c in text]
+    lines, start, used, last_space = [], 0, 0, None
+    for i, (c, _, w) in enumerate(cells):
+        if used + w > width and i > start:
+            cut = last_space + 1 if last_space is not None else i
+            lines.append(cells[start:cut])
+            start, last_space = cut, None
+            used = sum(cw for _, _, cw in cells[start : i])
+        used += w
+        if c == " ":
+            last_space = i
+    lines.append(cells[start:])
+    return [_join_runs([(c, style) for c, style, _ in piece]) for piece in lines]
 
 
-def _join(chars: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _cell_width(c: str) -> int:
+    import unicodedata
+
+    if unicodedata.combining(c):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def _join_runs(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for c, style in chars:
+    for text, style in parts:
         if out and out[-1][1] == style:
-            out[-1] = (out[-1][0] + c, style)
+            out[-1] = (out[-1][0] + text, style)
         else:
-            out.append((c, style))
+            out.append((text, style))
     return out
+
+
+# What recorded text must not send to a terminal: control characters (an escape
+# sequence in a response body could rewrite the screen or the window title). Shown
+# as control pictures; a tab as spaces, a CR before LF dropped.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\t", "    ")
+    return _CONTROL.sub(_picture, text)
+
+
+def _picture(m: re.Match) -> str:
+    code = ord(m.group())
+    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd"
+
+
+def write(text: str) -> None:
+    """Write to stdout whatever its encoding: UTF-8 bytes where it cannot encode the
+    text (JSON is UTF-8 anyway); nothing when there is no stdout at all."""
+    out = sys.stdout
+    if out is None:
+        return
+    try:
+        out.write(text)
+    except UnicodeEncodeError:
+        out.flush()
+        out.buffer.write(text.encode("utf-8", "surrogateescape"))
 
 
 class Console:
     """print() as rich's Console prints markup: styled on a terminal, plain in a pipe.
 
-    ``NO_COLOR`` drops colours and keeps bold and dim, as rich does.
+    ``NO_COLOR`` drops colours and keeps bold and dim, as rich does; ``TERM=dumb``
+    drops every style.
     """
 
     def __init__(self, terminal: bool | None = None, width: int | None = None):
         self.is_terminal = is_terminal() if terminal is None else terminal
         self.width = width or (terminal_width() if self.is_terminal else 10**9)
         self.colour = os.environ.get("NO_COLOR", "") == ""
+        self.styles = os.environ.get("TERM") != "dumb"
 
     def print(self, text: str = "", *, markup: bool = True, style: str = "", soft_wrap: bool = False) -> None:
         parts = spans(text) if markup else [(text, "")]
@@ -136,15 +187,18 @@ class Console:
 
     def _write(self, parts: list[tuple[str, str]], soft_wrap: bool) -> None:
         if not self.is_terminal:
-            sys.stdout.write("".join(t for t, _ in parts) + "\n")
+            write("".join(t for t, _ in parts) + "\n")
             return
+        parts = [(_visible(t), s) for t, s in parts]
         out = []
         for line in _lines(parts):
             for piece in [line] if soft_wrap else wrap(line, self.width):
                 out.append("".join(self._styled(t, s) for t, s in piece))
-        sys.stdout.write("\n".join(out) + "\n")
+        write("\n".join(out) + "\n")
 
     def _styled(self, text: str, style: str) -> str:
+        if not self.styles:
+            return text
         codes = [SGR[w] for w in style.split() if w in SGR and (self.colour or w not in COLOURS)]
         return f"\x1b[{';'.join(codes)}m{text}\x1b[0m" if codes else text
 

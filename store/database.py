@@ -120,7 +120,8 @@ def _inspect(path: str) -> str:
 
 def _quote(path: str) -> str:
     # What a SQLite URI needs escaped (urllib.parse would cost ~2 ms to import).
-    return os.path.abspath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    # realpath, not abspath: "link/../x.db" must name the file the OS opens.
+    return os.path.realpath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
 def _connect(path: str) -> sqlite3.Connection:

@@ -103,8 +103,12 @@ def headers_of(row: dict, side: str) -> list:
     return json.loads(value) if isinstance(value, str) else (value or [])
 
 
+SQLITE_INTEGER = range(-(2**63), 2**63)
+
+
 def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
-    rows = _dicts(conn.execute("SELECT * FROM flows WHERE id = ?", [flow_id]))
+    # An id SQLite cannot hold is no flow's (sqlite3 would raise OverflowError binding it).
+    rows = _dicts(conn.execute("SELECT * FROM flows WHERE id = ?", [flow_id])) if flow_id in SQLITE_INTEGER else []
     if not rows:
         raise FlowNotFound(f"no flow with id {flow_id}")
     flow = rows[0]

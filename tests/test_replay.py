@@ -116,6 +116,8 @@ def test_a_read_only_rule_is_honoured(tmp_path, counting_upstream):
     assert replay(db, i).exit_code == 0
     assert counting_upstream.count("/products/_search") == 1
     assert "POST */_search" in repost("rules", "list", "--db", str(db)).output
+    (rule,) = json.loads(repost("rules", "list", "--db", str(db), "--json").output)
+    assert rule["kind"] == "read-only" and rule["method"] == "POST" and rule["url_glob"] == "*/_search"
 
 
 def run_on_a_terminal(args: list[str], answer: bytes, env: dict) -> tuple[int, str]:

@@ -107,3 +107,36 @@ def test_errors_are_worded_by_click(db, args, code, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("flow_id", ["9" * 19, "1" * 5000])
+def test_ids_too_large_for_sqlite_are_no_flows(db, flow_id):
+    result = run("show", flow_id, "--db", str(db))
+    assert "Traceback" not in result.stderr
+    if len(flow_id) < 4300:  # click's int() refuses longer ones as a usage error
+        assert result.returncode == 1 and f"no flow with id {flow_id}" in result.stderr
+    else:
+        assert result.returncode == 2 and "is not a valid integer" in result.stderr
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]])
+def test_a_full_disk_while_printing_is_one_line(db, as_json):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "repost.cli", "show", "1", "--db", str(db), *as_json],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: [Errno 28] No space left on device"
+
+
+def test_no_stdout_at_all_is_not_an_error(db):
+    result = subprocess.run(f"{sys.executable} -m repost.cli show 1 --json --db {db} >&-",
+                            shell=True, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_json_is_utf8_whatever_the_locale_says(db):
+    (flow,) = store_flows(db, [post_flow(body='{"name": "Zoë 日本"}'.encode())])
+    result = subprocess.run([sys.executable, "-m", "repost.cli", "show", str(flow), "--json", "--db", str(db)],
+                            capture_output=True, timeout=60, env={**__import__("os").environ, "PYTHONIOENCODING": "ascii"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.decode("utf-8"))["request"]["body"] == '{"name": "Zoë 日本"}'

@@ -523,3 +523,16 @@ def test_writer_process_waits_for_a_locked_database(db):
     wp.close()
     assert wp.written == 5 and wp.lost == 0
     assert sorted(r["flow_id"] for r in rows(db)) == sorted(f.id for f in flows)
+
+
+@pytest.mark.parametrize("name", ["x.db", "with space.db", "per%25cent?q#h.db", "ünï.db"])
+def test_paths_through_a_symlink_and_dotdot_name_the_file_the_os_opens(tmp_path, monkeypatch, name):
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    monkeypatch.chdir(tmp_path)
+    path = f"link/../{name}"  # the OS resolves the link first: real/<name>
+    open_database(path, create=True).close()
+    assert (tmp_path / "real" / name).exists() and not (tmp_path / name).exists()
+    conn = open_database(path)  # read back through the same spelling
+    assert conn.execute("SELECT count(*) FROM flows").fetchone() == (0,)
+    conn.close()

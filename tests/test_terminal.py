@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repost.cli.terminal import Console, escape, json_spans, spans, strip_markup, wrap
+from repost.cli.terminal import Console, _visible, escape, json_spans, spans, strip_markup, wrap
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -24,9 +24,9 @@ def printed(console: Console, *args, method="print", **kw) -> str:
 
 
 def test_markup_becomes_spans():
-    assert spans("[bold]flow 7[/]  [red]unsafe[/] \\[x] [bold][cyan]k[/]v[/]") == [
-        ("flow 7", "bold"), ("  ", ""), ("unsafe", "red"), (" ", ""), ("[x]", ""), (" ", ""),
-        ("k", "bold cyan"), ("v", "bold"),
+    assert spans("[bold]flow 7[/]  [red]unsafe[/] \\[x] [bold][cyan]k[/]v[/] \\\\[/] [1, 2]") == [
+        ("flow 7", "bold"), ("  ", ""), ("unsafe", "red"), (" [x] ", ""), ("k", "bold cyan"), ("v", "bold"),
+        (" \\ [1, 2]", ""),
     ]  # fmt: skip
 
 
@@ -35,7 +35,36 @@ def test_escaped_user_text_comes_out_as_it_went_in(text):
     assert strip_markup(escape(text)) == text
     assert printed(Console(terminal=False), escape(text)) == text + "\n"
     on_terminal = printed(Console(terminal=True, width=10**6), f"[red]{escape(text)}[/]", soft_wrap=True)
-    assert ANSI.sub("", on_terminal) == text + "\n"
+    assert ANSI.sub("", on_terminal) == _visible(text) + "\n"
+
+
+def test_control_characters_never_reach_a_terminal():
+    hostile = "title\x1b]0;pwned\x07 clear\x1b[2J\x9b31m cr\rlf\r\n tab\tend\x7f"
+    out = printed(Console(terminal=True, width=200), escape(hostile))
+    assert out == "title␛]0;pwned␇ clear␛[2J\ufffd31m cr␍lf\n tab    end␡\n"
+    assert printed(Console(terminal=False), escape(hostile)) == hostile + "\n"  # a pipe gets the data as it is
+
+
+def test_wide_characters_take_two_columns():
+    out = printed(Console(terminal=True, width=10), "日本語のテキストです")
+    assert out.splitlines() == ["日本語のテ", "キストです"]
+
+
+def test_a_terminal_of_unknown_width_is_80_wide(monkeypatch):
+    import os
+
+    from repost.cli import terminal
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))  # a fresh pty says 0x0
+    assert terminal.terminal_width() == 80
+    out = printed(Console(terminal=True, width=0), "word " * 40)  # and never a width of 0
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_term_dumb_gets_no_styles(monkeypatch):
+    monkeypatch.setenv("TERM", "dumb")
+    assert printed(Console(terminal=True, width=80), "[bold red]x[/]") == "x\n"
 
 
 def test_styles_on_a_terminal_and_none_in_a_pipe(monkeypatch):
