@@ -57,9 +57,21 @@ def _har_body(row: dict, side: str) -> tuple[str | None, bool, bytes]:
     decoded = decode_content(raw, row[f"{side}_content_encoding"], partial_ok=True).data if raw else b""
     ctype = next((v for k, v in headers_of(row, side) if k.lower() == "content-type"), "")
     text, _ = to_text(decoded, ctype)
-    if text is None and decoded:
+    if decoded and (text is None or not _comes_back(text, decoded, ctype)):
         return base64.b64encode(decoded).decode(), True, decoded
     return text or "", False, decoded
+
+
+def _comes_back(text: str, data: bytes, ctype: str) -> bool:
+    """Whether a HAR reader gets ``data`` back from ``text``. Readers (repost's import,
+    mitmproxy's) encode HAR text in the Content-Type's charset, else UTF-8 for JSON and
+    Latin-1 for the rest; a body that would come back different goes as base64."""
+    from mitmproxy.net.http.headers import infer_content_encoding
+
+    try:
+        return text.encode(infer_content_encoding(ctype)) == data
+    except (UnicodeEncodeError, LookupError):
+        return False
 
 
 def har_entry(row: dict) -> dict:

@@ -185,6 +185,27 @@ def test_import_of_an_export_gives_back_the_same_flows(fixture_db, tmp_path, fmt
         same_flow(show_json(db, original_id), show_json(copy, copy_id))
 
 
+@pytest.mark.parametrize("ctype", ["application/octet-stream", "text/plain", "text/plain; charset=iso-8859-1", "application/json"])
+@pytest.mark.parametrize("body", ["\u0080".encode(), "Zoë 日本".encode(), "café".encode("latin-1"), b"plain"])
+def test_har_text_bodies_come_back_byte_for_byte(tmp_path, ctype, body):
+    """A body is HAR text only if a reader encoding that text (in the charset, else UTF-8 for
+    JSON, Latin-1 for the rest) gets the same bytes back; otherwise it goes as base64."""
+    db = tmp_path / "o.db"
+    (flow,) = store_flows(db, [post_flow(body=body, headers={"content-type": ctype}, response_body=body,
+                                         response_headers={"content-type": ctype})])  # fmt: skip
+    har = json.loads(export(db, "har"))
+    entry = har["log"]["entries"][0]
+    assert (entry["request"]["postData"].get("encoding") == "base64") == (entry["response"]["content"].get("encoding") == "base64")
+    copy = tmp_path / "copy.db"
+    out = tmp_path / "x.har"
+    out.write_text(json.dumps(har), encoding="utf-8")
+    assert repost("import", str(out), "--db", str(copy)).exit_code == 0
+    back = show_json(copy, 1)
+    for side in ("request", "response"):
+        original = show_json(db, flow)[side]
+        assert back[side]["sha256"] == original["sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_export_keeps_redacted_values_redacted(fixture_db, tmp_path):
     db, _ = fixture_db
     for fmt in ("har", "vcr", "curl"):
