@@ -45,9 +45,29 @@ def export(ids, fmt, db_path, selection, limit, output):
         count = _write(formats, fmt, rows, out)
         out.flush()
     else:
-        with open(output, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
-            count = _write(formats, fmt, rows, out)
+        count = _write_file(formats, fmt, rows, output, binary)
     click.echo(f"repost: exported {count} flow{'s' if count != 1 else ''} as {fmt}", err=True)
+
+
+def _write_file(formats, fmt, rows, output: str, binary: bool) -> int:
+    """Write beside ``output`` and rename it into place: an export that fails half way
+    (a full disk, a bad id) leaves no half-written file, and an old one stays whole."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(output))
+    fd, partial = tempfile.mkstemp(prefix=".repost-export-", dir=folder)
+    try:
+        with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
+            count = _write(formats, fmt, rows, out)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # as open() would have made it (mkstemp makes 0600)
+        os.replace(partial, output)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    return count
 
 
 def _write(formats, fmt, rows, out) -> int:

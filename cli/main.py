@@ -47,7 +47,8 @@ class RepostGroup(click.Group):
         except BrokenPipeError:
             reader_left()
             ctx.exit(141)
-        except (StoreError, sqlite3.Error, OSError, UnicodeError) as e:
+        except (StoreError, sqlite3.Error, OSError, UnicodeError, OverflowError) as e:
+            # OverflowError: an id or number too large for SQLite's 64-bit integers.
             if _debug(ctx):
                 raise
             raise click.ClickException(one_line(e)) from None

@@ -20,9 +20,10 @@ COLOURS = frozenset({"red", "green", "yellow", "blue", "magenta", "cyan"})
 _MARKUP = re.compile(r"\\(.)|\[([a-z#/@][^\[\]]*)\]", re.DOTALL)
 # JSON as json.dumps(indent=2) writes it: keys, strings, numbers, literals, brackets.
 _JSON_TOKEN = re.compile(
-    r'(?P<key>"(?:[^"\\]|\\.)*")(?=:)|(?P<str>"(?:[^"\\]|\\.)*")'
+    r'(?P<str>"[^"\\]*(?:\\.[^"\\]*)*")(?P<key>:)?'
     r"|(?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<lit>\b(?:true|false|null)\b)|(?P<punct>[{}\[\]])"
 )
+HIGHLIGHT_CAP = 1024 * 1024  # longer JSON is printed plain: styling every token of it takes seconds
 JSON_STYLE = {"key": "bold blue", "str": "green", "num": "bold cyan", "lit": "italic", "punct": "bold"}
 
 
@@ -34,16 +35,18 @@ def is_terminal() -> bool:
     force = os.environ.get("FORCE_COLOR")
     if force is not None:
         return force != ""
-    return sys.stdout.isatty()
+    return sys.stdout is not None and sys.stdout.isatty()
 
 
 def terminal_width() -> int:
     """COLUMNS, else the size of whichever of stdout, stderr, stdin is a terminal, else 80.
     (A fresh pseudo-terminal says 0 columns: that is "unknown" too.)"""
     try:
-        return max(int(os.environ["COLUMNS"]), 1)
+        columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
-        pass
+        columns = 0
+    if columns > 0:
+        return columns
     for stream in (sys.stdout, sys.stderr, sys.stdin):
         try:
             columns = os.get_terminal_size(stream.fileno()).columns
@@ -85,7 +88,11 @@ def json_spans(text: str) -> list[tuple[str, str]]:
     out, pos = [], 0
     for m in _JSON_TOKEN.finditer(text):
         out.append((text[pos : m.start()], ""))
-        out.append((m.group(), JSON_STYLE[m.lastgroup]))
+        if m.group("key"):  # a string followed by a colon is a key
+            out.append((m.group("str"), JSON_STYLE["key"]))
+            out.append((":", ""))
+        else:
+            out.append((m.group(), JSON_STYLE[m.lastgroup]))
         pos = m.end()
     out.append((text[pos:], ""))
     return [(t, s) for t, s in out if t]
@@ -95,24 +102,48 @@ def wrap(line: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]
     """One line's spans as lines of at most ``width`` terminal columns, broken after
     spaces where there is one, as rich word-wraps. East Asian wide characters take two."""
     width = max(width, 2)
-    if all(text.isascii() for text, _ in line):
-        if sum(len(text) for text, _ in line) <= width:
-            return [line]
-        cells = [(c, style, 1) for text, style in line for c in text]
-    else:
-        cells = [(c, style, _cell_width(c)) for text, style in line for c in text]
-    lines, start, used, last_space = [], 0, 0, None
-    for i, (c, _, w) in enumerate(cells):
+    text = "".join(t for t, _ in line)
+    cuts = _ascii_cuts(text, width) if text.isascii() else _cell_cuts(text, width)
+    if not cuts:
+        return [line]
+    out, piece, pos, bounds = [], [], 0, iter([*cuts, len(text) + 1])
+    bound = next(bounds)
+    for span, style in line:
+        while span:
+            take = span[: bound - pos]
+            piece.append((take, style))
+            span, pos = span[len(take) :], pos + len(take)
+            if pos == bound:
+                out.append(piece)
+                piece, bound = [], next(bounds)
+    out.append(piece)
+    return out
+
+
+def _ascii_cuts(text: str, width: int) -> list[int]:
+    cuts, start = [], 0
+    while len(text) - start > width:
+        space = text.rfind(" ", start, start + width)
+        start = space + 1 if space >= start else start + width
+        cuts.append(start)
+    return cuts
+
+
+def _cell_cuts(text: str, width: int) -> list[int]:
+    cuts, start, used, last_space = [], 0, 0, None
+    for i, c in enumerate(text):
+        w = _cell_width(c)
         if used + w > width and i > start:
             cut = last_space + 1 if last_space is not None else i
-            lines.append(cells[start:cut])
-            start, last_space = cut, None
-            used = sum(cw for _, _, cw in cells[start : i])
+            rest = sum(_cell_width(x) for x in text[cut:i])
+            if rest + w > width:  # what follows the space would still not fit: cut here
+                cut, rest = i, 0
+            cuts.append(cut)
+            start, used, last_space = cut, rest, None
         used += w
         if c == " ":
             last_space = i
-    lines.append(cells[start:])
-    return [_join_runs([(c, style) for c, style, _ in piece]) for piece in lines]
+    return cuts
 
 
 def _cell_width(c: str) -> int:
@@ -158,8 +189,10 @@ def write(text: str) -> None:
     try:
         out.write(text)
     except UnicodeEncodeError:
+        # backslashreplace: a lone surrogate (JSON allows "\\ud800") comes out as \\ud800,
+        # which inside a JSON string is that same escape again.
         out.flush()
-        out.buffer.write(text.encode("utf-8", "surrogateescape"))
+        out.buffer.write(text.encode("utf-8", "backslashreplace"))
 
 
 class Console:
@@ -183,7 +216,8 @@ class Console:
 
     def print_json(self, text: str) -> None:
         """Indented JSON text, highlighted on a terminal."""
-        self._write(json_spans(text) if self.is_terminal else [(text, "")], soft_wrap=False)
+        highlight = self.is_terminal and len(text) <= HIGHLIGHT_CAP
+        self._write(json_spans(text) if highlight else [(text, "")], soft_wrap=False)
 
     def _write(self, parts: list[tuple[str, str]], soft_wrap: bool) -> None:
         if not self.is_terminal:

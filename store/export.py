@@ -51,21 +51,23 @@ def _cookies(headers: list, name: str) -> list[dict]:
     return out
 
 
-def _har_body(row: dict, side: str) -> tuple[str | None, bool, bytes]:
-    """(text or base64, is_base64, decoded bytes) of a stored body."""
+def _har_body(row: dict, side: str) -> tuple[str | None, bool, bytes, bool]:
+    """(text or base64, is_base64, decoded bytes, exact): ``exact`` is whether a HAR reader
+    gets the decoded bytes back from the text."""
     raw = bytes(row[f"{side}_body"] or b"")
     decoded = decode_content(raw, row[f"{side}_content_encoding"], partial_ok=True).data if raw else b""
-    ctype = next((v for k, v in headers_of(row, side) if k.lower() == "content-type"), "")
+    # Every Content-Type value, joined as the readers join them.
+    ctype = ", ".join(v for k, v in headers_of(row, side) if k.lower() == "content-type")
     text, _ = to_text(decoded, ctype)
-    if decoded and (text is None or not _comes_back(text, decoded, ctype)):
-        return base64.b64encode(decoded).decode(), True, decoded
-    return text or "", False, decoded
+    if text is None and decoded:
+        return base64.b64encode(decoded).decode(), True, decoded, True
+    return text or "", False, decoded, not decoded or _comes_back(text, decoded, ctype)
 
 
 def _comes_back(text: str, data: bytes, ctype: str) -> bool:
     """Whether a HAR reader gets ``data`` back from ``text``. Readers (repost's import,
     mitmproxy's) encode HAR text in the Content-Type's charset, else UTF-8 for JSON and
-    Latin-1 for the rest; a body that would come back different goes as base64."""
+    Latin-1 for the rest."""
     from mitmproxy.net.http.headers import infer_content_encoding
 
     try:
@@ -89,13 +91,18 @@ def har_entry(row: dict) -> dict:
         "bodySize": row["request_size"] or 0,
     }
     if row["request_body"]:
-        text, is_b64, _ = _har_body(row, "request")
+        text, is_b64, decoded, exact = _har_body(row, "request")
         ctype = next((v for k, v in req_headers if k.lower() == "content-type"), "")
         post = {"mimeType": ctype, "text": text, "params": []}
         if "x-www-form-urlencoded" in ctype.lower() and not is_b64:
             post["params"] = _pairs(parse_qsl(text, keep_blank_values=True))
         if is_b64:
             post["encoding"] = "base64"
+        elif not exact:
+            # HAR 1.2 has no encoding for postData, and readers encode its text by their own
+            # rules (Latin-1 for a type without a charset): the text stays for people and
+            # tools, and the exact bytes ride along in a custom field that repost's import reads.
+            post["_base64"] = base64.b64encode(decoded).decode()
         request["postData"] = post
     duration = row["duration_ms"] or 0
     if row["status"] is None:
@@ -107,7 +114,9 @@ def har_entry(row: dict) -> dict:
         receive = 0
     else:
         resp_headers = headers_of(row, "response")
-        text, is_b64, decoded = _har_body(row, "response")
+        text, is_b64, decoded, exact = _har_body(row, "response")
+        if not exact:  # content.encoding is HAR 1.2's own: base64 is exact for every reader
+            text, is_b64 = base64.b64encode(decoded).decode(), True
         content = {
             "size": len(decoded),
             "compression": len(decoded) - len(bytes(row["response_body"] or b"")),

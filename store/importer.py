@@ -88,18 +88,18 @@ def har_entry_to_snapshot(entry: dict) -> tuple:
 
     post = req.get("postData") or {}
     text = post.get("text") or ""
-    if post.get("encoding") == "base64":
+    if post.get("_base64"):  # repost's own export: the exact bytes, where the text would not give them
+        body = base64.b64decode(post["_base64"])
+    elif post.get("encoding") == "base64":
         body = base64.b64decode(text)
-    elif text:
-        body = _encode_text(text, headers, encoding, infer_content_encoding)
-        ce = _header(headers, "content-encoding")
-        if ce:
-            try:
-                body = encoding.encode(body, ce)
-            except ValueError:  # an encoding mitmproxy cannot apply: the body is what the header must not claim
-                headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
     else:
-        body = b""
+        body = _encode_text(text, headers, encoding, infer_content_encoding) if text else b""
+    ce = _header(headers, "content-encoding")
+    if body and ce:  # HAR bodies are decoded: put the wire's encoding back
+        try:
+            body = encoding.encode(body, ce)
+        except ValueError:  # an encoding mitmproxy cannot apply: the body is what the header must not claim
+            headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
     headers = [(k, str(len(body))) if k.lower() == "content-length" else (k, v) for k, v in headers]
 
     resp = entry.get("response") or {}

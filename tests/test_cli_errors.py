@@ -111,6 +111,20 @@ def test_non_number_id_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ["export", "--format", "har", "99999999999999999999"], ["rules", "remove", "99999999999999999999"],
+    ["list", "--limit", "99999999999999999999"], ["replay", "--dry-run", "99999999999999999999"],
+    ["diff", "1", "99999999999999999999"],
+])  # fmt: skip
+def test_numbers_too_large_for_sqlite_are_one_line(tmp_path, args):
+    from repost.store.database import open_database
+
+    open_database(tmp_path / "r.db", create=True).close()
+    result = run(*args, "--db", str(tmp_path / "r.db"))
+    assert result.returncode in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_debug_shows_the_traceback(tmp_path):
     path = not_sqlite(tmp_path / "x.db")
     result = run("--debug", "list", "--db", str(path))

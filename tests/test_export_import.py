@@ -187,23 +187,43 @@ def test_import_of_an_export_gives_back_the_same_flows(fixture_db, tmp_path, fmt
 
 @pytest.mark.parametrize("ctype", ["application/octet-stream", "text/plain", "text/plain; charset=iso-8859-1", "application/json"])
 @pytest.mark.parametrize("body", ["\u0080".encode(), "Zoë 日本".encode(), "café".encode("latin-1"), b"plain"])
-def test_har_text_bodies_come_back_byte_for_byte(tmp_path, ctype, body):
-    """A body is HAR text only if a reader encoding that text (in the charset, else UTF-8 for
-    JSON, Latin-1 for the rest) gets the same bytes back; otherwise it goes as base64."""
+def test_har_bodies_come_back_byte_for_byte_and_stay_readable(tmp_path, ctype, body):
+    """HAR readers encode postData text by their own rules (Latin-1 for a type without a
+    charset): where that would not give the bytes back, the text stays and the exact bytes
+    go in `_base64`; responses use HAR's own base64 `encoding`."""
     db = tmp_path / "o.db"
     (flow,) = store_flows(db, [post_flow(body=body, headers={"content-type": ctype}, response_body=body,
                                          response_headers={"content-type": ctype})])  # fmt: skip
     har = json.loads(export(db, "har"))
     entry = har["log"]["entries"][0]
-    assert (entry["request"]["postData"].get("encoding") == "base64") == (entry["response"]["content"].get("encoding") == "base64")
-    copy = tmp_path / "copy.db"
+    post, content = entry["request"]["postData"], entry["response"]["content"]
+    if body == b"plain":
+        assert post["text"] == content["text"] == "plain" and "_base64" not in post and "encoding" not in content
+    if body == "Zoë 日本".encode() and "json" not in ctype and "8859" not in ctype:
+        assert post["text"] == "Zoë 日本"  # readable, though a Latin-1 reader would get other bytes
+        assert base64.b64decode(post["_base64"]) == body and content["encoding"] == "base64"
     out = tmp_path / "x.har"
     out.write_text(json.dumps(har), encoding="utf-8")
+    copy = tmp_path / "copy.db"
     assert repost("import", str(out), "--db", str(copy)).exit_code == 0
-    back = show_json(copy, 1)
+    original, back = show_json(db, flow), show_json(copy, 1)
     for side in ("request", "response"):
-        original = show_json(db, flow)[side]
-        assert back[side]["sha256"] == original["sha256"] == hashlib.sha256(body).hexdigest()
+        assert back[side]["sha256"] == original[side]["sha256"] == hashlib.sha256(body).hexdigest()
+        assert dict(back[side]["headers"])["content-type"] == ctype  # no charset added on the way back
+
+
+def test_an_export_that_fails_leaves_no_half_written_file(fixture_db, tmp_path):
+    db, ids = fixture_db
+    out = tmp_path / "fixtures.har"
+    export(db, "har", str(ids[0]), out=out)
+    before = out.read_bytes()
+    failed = repost("export", "--format", "har", "99999999999999999999", "--db", str(db), "-o", str(out))
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert out.read_bytes() == before  # the old file is whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".repost-export-")] == []
+    fresh = tmp_path / "new.har"
+    assert repost("export", "--format", "har", "99999999999999999999", "--db", str(db), "-o", str(fresh)).exit_code == 1
+    assert not fresh.exists()
 
 
 def test_export_keeps_redacted_values_redacted(fixture_db, tmp_path):

@@ -128,10 +128,22 @@ def test_a_full_disk_while_printing_is_one_line(db, as_json):
     assert result.stderr.strip() == "Error: [Errno 28] No space left on device"
 
 
-def test_no_stdout_at_all_is_not_an_error(db):
-    result = subprocess.run(f"{sys.executable} -m repost.cli show 1 --json --db {db} >&-",
+@pytest.mark.parametrize("command", ["show 1 --json", "show 1", "list", "list --json", "diff 1 1"])
+def test_no_stdout_at_all_is_not_an_error(db, command):
+    result = subprocess.run(f"{sys.executable} -m repost.cli {command} --db {db} >&-",
                             shell=True, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_a_lone_surrogate_in_a_json_body_is_shown_not_an_error(db):
+    (flow,) = store_flows(db, [post_flow(body=b'{"a": "\\ud800 x"}', headers={"content-type": "application/json"})])
+    shown = run("show", str(flow), "--db", str(db))
+    assert shown.returncode == 0 and "\\ud800 x" in shown.stdout, shown.stderr
+    as_json = run("show", str(flow), "--json", "--db", str(db))
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["request"]["body"] == '{"a": "\\ud800 x"}'  # the body text, as stored
+    diffed = run("diff", "1", str(flow), "--json", "--db", str(db))
+    assert diffed.returncode == 1 and json.loads(diffed.stdout)["equal"] is False, diffed.stderr
 
 
 def test_json_is_utf8_whatever_the_locale_says(db):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repost.cli.terminal import Console, _visible, escape, json_spans, spans, strip_markup, wrap
+from repost.cli.terminal import HIGHLIGHT_CAP, Console, _cell_width, _visible, escape, json_spans, spans, strip_markup, wrap
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -50,12 +50,16 @@ def test_wide_characters_take_two_columns():
     assert out.splitlines() == ["日本語のテ", "キストです"]
 
 
-def test_a_terminal_of_unknown_width_is_80_wide(monkeypatch):
+@pytest.mark.parametrize("columns", [None, "0", "-3", "abc"])
+def test_a_terminal_of_unknown_width_is_80_wide(monkeypatch, columns):
     import os
 
     from repost.cli import terminal
 
-    monkeypatch.delenv("COLUMNS", raising=False)
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
     monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))  # a fresh pty says 0x0
     assert terminal.terminal_width() == 80
     out = printed(Console(terminal=True, width=0), "word " * 40)  # and never a width of 0
@@ -104,3 +108,42 @@ def test_json_is_highlighted_by_token():
     assert styles['"a \\"b\\" [c]"'] == "green" and styles["true"] == "italic" and styles["-1.5e3"] == "bold cyan"
     out = printed(Console(terminal=True, width=200), text, method="print_json")
     assert ANSI.sub("", out) == text + "\n"  # brackets in strings are text, not markup
+
+
+def display_width(pieces) -> int:
+    return sum(_cell_width(c) for text, _ in pieces for c in text)
+
+
+@given(
+    text=st.text(st.sampled_from(list("ab  xyz") + ["日", "本", "語", "é", "\u0301", "文"]), max_size=80),
+    width=st.integers(2, 30),
+)
+def test_wrapped_lines_fit_and_lose_nothing(text, width):
+    line = [(text[: len(text) // 2], "bold"), (text[len(text) // 2 :], "")]
+    pieces = wrap(line, width)
+    assert "".join(t for piece in pieces for t, _ in piece) == text
+    assert all(display_width(piece) <= width for piece in pieces)
+
+
+def test_huge_json_is_printed_plain_on_a_terminal():
+    big = '{"a": "' + "x" * (HIGHLIGHT_CAP + 10) + '"}'
+    out = printed(Console(terminal=True, width=100), big, method="print_json")
+    assert "\x1b[" not in out and out.replace("\n", "") == big
+    small = printed(Console(terminal=True, width=100), '{"a": 1}', method="print_json")
+    assert "\x1b[" in small
+
+
+def test_text_the_terminal_encoding_cannot_hold_is_written_as_utf8_escapes():
+    import sys
+
+    from repost.cli.terminal import write
+
+    raw = io.BytesIO()
+    ascii_out = io.TextIOWrapper(raw, encoding="ascii")
+    saved, sys.stdout = sys.stdout, ascii_out
+    try:
+        write('{"a": "Zoë \ud800"}\n')
+        ascii_out.flush()
+    finally:
+        sys.stdout = saved
+    assert raw.getvalue().decode("utf-8") == '{"a": "Zoë \\ud800"}\n'
