@@ -109,15 +109,23 @@ def wrap(line: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]
     out, piece, pos, bounds = [], [], 0, iter([*cuts, len(text) + 1])
     bound = next(bounds)
     for span, style in line:
-        while span:
-            take = span[: bound - pos]
-            piece.append((take, style))
-            span, pos = span[len(take) :], pos + len(take)
+        i = 0  # offsets, not re-slicing what is left: a 9 MB line has ~90,000 cuts
+        while i < len(span):
+            n = min(len(span) - i, bound - pos)
+            piece.append((span[i : i + n], style))
+            i, pos = i + n, pos + n
             if pos == bound:
                 out.append(piece)
                 piece, bound = [], next(bounds)
     out.append(piece)
     return out
+
+
+def _wrap_plain(line: str, width: int) -> list[str]:
+    if line.isascii() and len(line) <= width:
+        return [line]
+    cuts = _ascii_cuts(line, max(width, 2)) if line.isascii() else _cell_cuts(line, max(width, 2))
+    return [line[a:b] for a, b in zip([0, *cuts], [*cuts, len(line)])]
 
 
 def _ascii_cuts(text: str, width: int) -> list[int]:
@@ -222,6 +230,12 @@ class Console:
     def _write(self, parts: list[tuple[str, str]], soft_wrap: bool) -> None:
         if not self.is_terminal:
             write("".join(t for t, _ in parts) + "\n")
+            return
+        if not self.styles or all(not style for _, style in parts):
+            # Unstyled (a long plain body, say): whole lines, no per-piece work.
+            text = _visible("".join(t for t, _ in parts))
+            lines = text.split("\n") if soft_wrap else [p for line in text.split("\n") for p in _wrap_plain(line, self.width)]
+            write("\n".join(lines) + "\n")
             return
         parts = [(_visible(t), s) for t, s in parts]
         out = []

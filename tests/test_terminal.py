@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repost.cli.terminal import HIGHLIGHT_CAP, Console, _cell_width, _visible, escape, json_spans, spans, strip_markup, wrap
+from repost.cli.terminal import HIGHLIGHT_CAP, Console, _cell_width, _visible, _wrap_plain, escape, json_spans, spans, strip_markup, wrap
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -123,6 +123,8 @@ def test_wrapped_lines_fit_and_lose_nothing(text, width):
     pieces = wrap(line, width)
     assert "".join(t for piece in pieces for t, _ in piece) == text
     assert all(display_width(piece) <= width for piece in pieces)
+    plain = _wrap_plain(text, width)  # the unstyled road cuts at the same places
+    assert plain == ["".join(t for t, _ in piece) for piece in pieces]
 
 
 def test_huge_json_is_printed_plain_on_a_terminal():
