@@ -29,7 +29,6 @@ import os
 import random
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -106,13 +105,7 @@ def generate(path: Path, total: int, log) -> dict:
         writer.close()
     if writer.written != total or writer.lost:
         raise RuntimeError(f"wrote {writer.written} flows, lost {writer.lost}; expected {total}")
-    conn = sqlite3.connect(partial)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{partial}{suffix}")
-        if src.exists():
-            src.rename(f"{path}{suffix}")
+    il.move_into_place(partial, path)
     info = {
         "version": [il.GEN_VERSION, EXPORT_GEN_VERSION], "flows": total, "seed": il.SEED,
         "generated_at": gen.now, "generate_s": round(time.perf_counter() - t0, 1), "binary_flows": n_binary,

@@ -366,13 +366,7 @@ def generate(path: Path, total: int, log) -> dict:
     if writer.written != total or writer.lost:
         raise RuntimeError(f"wrote {writer.written} flows, lost {writer.lost}; expected {total}")
     elapsed = time.perf_counter() - t0
-    conn = sqlite3.connect(partial)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{partial}{suffix}")
-        if src.exists():
-            src.rename(f"{path}{suffix}")
+    move_into_place(partial, path)
     info = {
         "version": GEN_VERSION, "flows": total, "seed": SEED, "generated_at": gen.now,
         "newest_started": gen.t_newest, "generate_s": round(elapsed, 1),
@@ -478,6 +472,17 @@ def fts_state(db: Path) -> int:
         return int(row[0]) if row else 0
     finally:
         conn.close()
+
+
+def move_into_place(partial: Path, path: Path) -> None:
+    """A generated database, checkpointed, renamed to its cached name (with its side files)."""
+    conn = sqlite3.connect(partial)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{partial}{suffix}")
+        if src.exists():
+            src.rename(f"{path}{suffix}")
 
 
 def sizes(db: Path) -> dict:
