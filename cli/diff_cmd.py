@@ -61,9 +61,9 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
         raise DiffTrouble(str(e)) from None
     differences = diff_flows(fa, fb, Ignores(list(ignores), volatile_headers=not all_headers), sides)
     if as_json:
-        from .show import print_json
+        from .terminal import write_json
 
-        print_json({"equal": not differences, "differences": [d.as_json() for d in differences]})
+        write_json({"equal": not differences, "differences": [d.as_json() for d in differences]})
     else:
         print_differences(a, b, differences)
     if differences:

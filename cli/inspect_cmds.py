@@ -44,9 +44,9 @@ def list_flows(db_path, selection, limit, as_json):
     rules = get_rules(conn, READ_ONLY)
     rows = [summary_json(r, rules) for r in query(conn, selection, limit)]
     if as_json:
-        from .show import print_json
+        from .terminal import write_json
 
-        print_json(rows)
+        write_json(rows)
         return
     from .render import flows_table
 

@@ -1,6 +1,5 @@
 """``repost replay``: re-send captured requests, safely."""
 
-import json
 import sys
 
 import click
@@ -223,7 +222,9 @@ def _report(plans, outcomes, replay_ids, as_json) -> bool:
         failed = failed or o.error is not None
     results.sort(key=lambda r: r["id"])
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        from .terminal import write_json
+
+        write_json(results)
         return failed
     for r in results:
         if r["error"]:

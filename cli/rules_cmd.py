@@ -35,14 +35,15 @@ def add(rule, read_only, db_path):
 @json_option
 def list_rules(db_path, as_json):
     """List the rules."""
-    import json
 
     from repost.store.database import open_database
     from repost.store.rules import get_rules
 
     found = get_rules(open_database(db_path))
     if as_json:
-        click.echo(json.dumps([r._asdict() for r in found], indent=2))
+        from .terminal import write_json
+
+        write_json([r._asdict() for r in found])
         return
     for r in found:
         click.echo(f"{r.id}\t{r.kind}\t{r.describe()}\t{r.created_at}")

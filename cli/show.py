@@ -1,9 +1,6 @@
 """What ``repost show`` prints, without click: the command and the quick road in
 ``entry.py`` both call these."""
 
-import json
-import sys
-
 
 def load_flow(db_path: str, flow_id: int) -> tuple[dict, list[dict], list]:
     """The flow, its replays and the read-only rules (for its safety class)."""
@@ -19,24 +16,14 @@ def load_flow(db_path: str, flow_id: int) -> tuple[dict, list[dict], list]:
 
 
 def print_flow(flow: dict, replays: list[dict], rules, as_json: bool) -> None:
+    from .terminal import flush, write_json
+
     if as_json:
         from .flowview import flow_json
 
-        print_json(flow_json(flow, replays, rules))
+        write_json(flow_json(flow, replays, rules))
         return
     from .render import show_flow
 
     show_flow(flow, replays, rules)
-    _flush()
-
-
-def print_json(value) -> None:
-    from .terminal import write
-
-    write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-    _flush()
-
-
-def _flush() -> None:
-    if sys.stdout is not None:  # `repost show 1 >&-`: nowhere to write, nothing to say
-        sys.stdout.flush()
+    flush()

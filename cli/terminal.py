@@ -7,6 +7,7 @@ pipe it is stripped. rich would do the same, but its import and layout cost
 (measured at 1M flows, on a pseudo-terminal); rich stays for replay's progress bar.
 """
 
+import json
 import os
 import re
 import sys
@@ -101,9 +102,8 @@ def json_spans(text: str) -> list[tuple[str, str]]:
 def wrap(line: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]:
     """One line's spans as lines of at most ``width`` terminal columns, broken after
     spaces where there is one, as rich word-wraps. East Asian wide characters take two."""
-    width = max(width, 2)
     text = "".join(t for t, _ in line)
-    cuts = _ascii_cuts(text, width) if text.isascii() else _cell_cuts(text, width)
+    cuts = _cuts(text, width)
     if not cuts:
         return [line]
     out, piece, pos, bounds = [], [], 0, iter([*cuts, len(text) + 1])
@@ -122,10 +122,16 @@ def wrap(line: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]
 
 
 def _wrap_plain(line: str, width: int) -> list[str]:
-    if line.isascii() and len(line) <= width:
+    cuts = _cuts(line, width)
+    if not cuts:
         return [line]
-    cuts = _ascii_cuts(line, max(width, 2)) if line.isascii() else _cell_cuts(line, max(width, 2))
     return [line[a:b] for a, b in zip([0, *cuts], [*cuts, len(line)])]
+
+
+def _cuts(text: str, width: int) -> list[int]:
+    """Where ``text`` breaks into lines of at most ``width`` terminal columns."""
+    width = max(width, 2)
+    return _ascii_cuts(text, width) if text.isascii() else _cell_cuts(text, width)
 
 
 def _ascii_cuts(text: str, width: int) -> list[int]:
@@ -203,6 +209,17 @@ def write(text: str) -> None:
         out.buffer.write(text.encode("utf-8", "backslashreplace"))
 
 
+def write_json(value) -> None:
+    """``--json`` output: indented, UTF-8, and nothing else."""
+    write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    flush()
+
+
+def flush() -> None:
+    if sys.stdout is not None:  # `repost show 1 >&-`: nowhere to write, nothing to say
+        sys.stdout.flush()
+
+
 class Console:
     """print() as rich's Console prints markup: styled on a terminal, plain in a pipe.
 
@@ -245,8 +262,6 @@ class Console:
         write("\n".join(out) + "\n")
 
     def _styled(self, text: str, style: str) -> str:
-        if not self.styles:
-            return text
         codes = [SGR[w] for w in style.split() if w in SGR and (self.colour or w not in COLOURS)]
         return f"\x1b[{';'.join(codes)}m{text}\x1b[0m" if codes else text
 
