@@ -35,7 +35,6 @@ def add(rule, read_only, db_path):
 @json_option
 def list_rules(db_path, as_json):
     """List the rules."""
-
     from repost.store.database import open_database
     from repost.store.rules import get_rules
 
