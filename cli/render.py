@@ -63,8 +63,7 @@ def flows_table(rows: list[dict]) -> None:
     def line(row: list[str], styles: list[str]) -> str:
         parts = []
         for i in shown:
-            text = _cut(row[i], widths[i])
-            text = text.rjust(widths[i]) if COLUMNS[i][1] == "right" else text.ljust(widths[i])
+            text = _align(_cut(row[i], widths[i]), i, widths[i])
             parts.append(f"[{styles[i]}]{_escape(text)}[/]" if styles[i] else _escape(text))
         return gap.join(parts)
 
@@ -74,6 +73,10 @@ def flows_table(rows: list[dict]) -> None:
         styles = [""] * len(COLUMNS)
         styles[3], styles[8] = _status_style(r["status"]), SAFETY_STYLE[r["safety"]]
         con.print(line(row, styles), soft_wrap=True)
+
+
+def _align(text: str, column: int, width: int) -> str:
+    return text.rjust(width) if COLUMNS[column][1] == "right" else text.ljust(width)
 
 
 def _cut(text: str, width: int) -> str:
@@ -123,7 +126,7 @@ def _plain_table(cells: list[list[str]]) -> None:
     widths = [max(len(header[i]), *(len(row[i]) for row in cells)) for i in range(len(header))]
     lines = []
     for row in [header, *cells]:
-        parts = [c.rjust(w) if COLUMNS[i][1] == "right" else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        parts = [_align(c, i, w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(parts).rstrip())
     write("\n".join(lines) + "\n")
 
