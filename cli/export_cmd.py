@@ -36,7 +36,7 @@ def export(ids, fmt, db_path, selection, limit, output):
     conn = open_database(db_path)
     if ids:
         selection = replace(selection, ids=list(ids))
-    rows = formats.rows_with_events(conn, select_full_flows(conn, selection, limit, newest_first=False))
+    rows = select_full_flows(conn, selection, limit, newest_first=False)
     binary = fmt == "mitm"
     if output == "-":
         if binary and sys.stdout.isatty():

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from .bodies import decode_content
 from .redact import Redactor
+from .sse import rebase_chunks
 from .timefmt import iso_utc
 
 COLUMNS = (
@@ -110,7 +111,10 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
             *_body(resp_content, resp_encoding, resp_ctype, redactor, max_body),
         )
         if isinstance(resp_content, Streamed):
-            stream_part = (int(not resp_content.complete), _encode_json(resp_content.chunks) if resp_content.chunks else None)
+            chunks = resp_content.chunks
+            if chunks and resp_part[-1]:  # redacted: stored decoded and changed, so the chunks must follow
+                chunks = None if resp_encoding else rebase_chunks(resp_content.prefix, resp_part[4], resp_ctype, chunks)
+            stream_part = (int(not resp_content.complete), _encode_json(chunks) if chunks else None)
         else:
             stream_part = (0, None)
     else:
@@ -124,36 +128,6 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
         http_version.decode(), req_headers, *req_body, ikey,
         *resp_part, round((ended - started) * 1000, 3), err[0] if err else None, replay_of, *stream_part,
     )  # fmt: skip
-
-
-def events_from_snapshot(snap: tuple, redactor: Redactor | None) -> list[tuple]:
-    """The events of a streamed response, as rows: (seq, t_ms, event, event_id, data, retry)."""
-    from .sse import is_stream_type, parse_events
-
-    resp = snap[10]
-    if resp is None:
-        return []
-    content = resp[4]
-    ctype, encoding = "", None
-    for k, v in resp[3]:
-        lk = k.lower()
-        if lk == b"content-type":
-            ctype = v.decode("latin-1")
-        elif lk == b"content-encoding":
-            encoding = v.decode("latin-1")
-    if not is_stream_type(ctype) or not content:
-        return []
-    if isinstance(content, Streamed):
-        raw, chunks = content.prefix, content.chunks
-    else:
-        raw, chunks = content, ()
-    if encoding:  # rare for streams; times then only approximate
-        raw, chunks = decode_content(raw, encoding, partial_ok=True).data, ()
-    rows = []
-    for seq, e in enumerate(parse_events(raw, ctype, list(chunks))):
-        data = redactor.text(e.data) if redactor and redactor.may_hold_secret(e.data.encode()) else e.data
-        rows.append((seq, e.t_ms, e.event, e.id, data, e.retry))
-    return rows
 
 
 def _text_of_target(raw: bytes) -> str:

@@ -19,6 +19,7 @@ KNOWN_MIGRATIONS = (
     "m003_rules",
     "m004_streams",
     "m005_smaller_search_index",
+    "m006_events_parsed_on_read",
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -8,7 +8,7 @@ Redacted values stay redacted: what the database holds is what goes out.
 import base64
 import json
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import BinaryIO, TextIO
 
 from .bodies import decode_content, to_text
@@ -297,11 +297,3 @@ def write_mitm(rows: Iterable[dict], out: BinaryIO) -> int:
         tnetstring.dump(flow_state(row), out)
         n += 1
     return n
-
-
-def rows_with_events(conn, rows: Iterator[dict]) -> Iterator[dict]:
-    from .queries import events_of
-
-    for row in rows:
-        row["events"] = events_of(conn, row["id"])
-        yield row

@@ -112,9 +112,9 @@ def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
     if not rows:
         raise FlowNotFound(f"no flow with id {flow_id}")
     flow = rows[0]
-    flow["events"] = events_of(conn, flow_id)
     for side in ("request", "response"):
         flow[f"{side}_headers"] = headers_of(flow, side)
+    flow["events"] = events_of(conn, flow)
     return flow
 
 
@@ -145,9 +145,25 @@ def replays_of(conn: sqlite3.Connection, flow_id: int) -> list[dict]:
     )
 
 
-def events_of(conn: sqlite3.Connection, flow_id: int) -> list[dict]:
-    """The SSE/NDJSON events of a streamed response, in order."""
-    rows = conn.execute(
-        "SELECT t_ms, event, event_id AS id, data FROM events WHERE flow = ? ORDER BY seq", [flow_id]
-    )
-    return _dicts(rows)
+def events_of(conn: sqlite3.Connection, flow: dict, legacy: bool | None = None) -> list[dict]:
+    """The SSE/NDJSON events of a streamed response, in order, parsed from its stored
+    bytes. Flows recorded by repost before the events were parsed on read keep theirs
+    in an ``events`` table; ``legacy`` (whether it exists) spares a caller reading
+    many flows the look at the schema per flow."""
+    if legacy is None:
+        legacy = has_events_table(conn)
+    if legacy:
+        rows = conn.execute(
+            "SELECT t_ms, event, event_id AS id, data FROM events WHERE flow = ? ORDER BY seq", [flow["id"]]
+        )
+        stored = _dicts(rows)
+        if stored:
+            return stored
+    from .sse import stored_events
+
+    body, encoding = flow["response_body"], flow["response_content_encoding"]
+    return [e.as_json() for e in stored_events(headers_of(flow, "response"), body, encoding, flow["response_chunks"])]
+
+
+def has_events_table(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone() is not None

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import time
 
-from .capture import COLUMNS, INSERT_SQL, events_from_snapshot, row_from_snapshot
+from .capture import COLUMNS, INSERT_SQL, row_from_snapshot
 from .database import open_database
 from .errors import StoreError
 from .redact import Redactor
@@ -27,10 +27,6 @@ log = logging.getLogger("repost")
 ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, OverflowError, ValueError)
 
 UPDATE_ERROR_SQL = "UPDATE flows SET error = ? WHERE flow_id = ? AND error IS NULL"
-INSERT_EVENT_SQL = (
-    "INSERT INTO events (flow, seq, t_ms, event, event_id, data, retry)"
-    " SELECT id, ?, ?, ?, ?, ?, ? FROM flows WHERE flow_id = ?"
-)
 
 
 def error_update(flow_id: str, message: str) -> tuple:
@@ -49,7 +45,6 @@ class BatchWriter:
         self.last_error: str | None = None
         self._unwritten: list[tuple] = []  # converted rows whose commit failed
         self._updates: list[tuple] = []
-        self._events: list[tuple] = []  # (seq, t_ms, event, event_id, data, retry, flow_id)
         self._reopen = False
         self._conn = open_database(path, create=True)
 
@@ -63,7 +58,6 @@ class BatchWriter:
                 self._updates.append(item)
             else:
                 rows.append(self._row(item))
-                self._events += self._events_of(item)
         if not rows and not self._updates:
             self._unwritten = []
             return True
@@ -104,21 +98,12 @@ class BatchWriter:
             log.error("repost: could not convert flow %s (%s: %s); storing it without bodies", snap[0], type(e).__name__, e)
             return _minimal_row(snap, f"repost could not record this flow fully: {type(e).__name__}: {e}")
 
-    def _events_of(self, snap: tuple) -> list[tuple]:
-        try:
-            return [(*e, snap[0]) for e in events_from_snapshot(snap, self.redactor)]
-        except Exception as e:  # the raw stream is stored anyway
-            log.error("repost: could not parse the events of flow %s (%s: %s)", snap[0], type(e).__name__, e)
-            return []
-
     def _commit(self, rows: list[tuple]) -> list[tuple]:
-        """Write rows, their events and error updates in one transaction; returns the rows not written."""
+        """Write rows and error updates in one transaction; returns the rows not written."""
         try:
             with self._conn:
                 if rows:
                     self._conn.executemany(INSERT_SQL, rows)
-                if self._events:
-                    self._conn.executemany(INSERT_EVENT_SQL, self._events)
                 if self._updates:
                     self._conn.executemany(UPDATE_ERROR_SQL, self._updates)
         except ROW_ERRORS:
@@ -130,7 +115,6 @@ class BatchWriter:
         self._working()
         self.written += len(rows)
         self._updates = []
-        self._events = []
         return []
 
     def _commit_one_by_one(self, rows: list[tuple]) -> list[tuple]:
@@ -153,14 +137,12 @@ class BatchWriter:
         try:
             with self._conn:
                 self._conn.executemany(UPDATE_ERROR_SQL, self._updates)
-                self._conn.executemany(INSERT_EVENT_SQL, self._events)
         except ROW_ERRORS as e:
-            log.error("repost: %d error notes or events could not be stored (%s)", len(self._updates) + len(self._events), e)
+            log.error("repost: %d error notes could not be stored (%s)", len(self._updates), e)
         except sqlite3.Error as e:
             self._failing(e, 0)
             return []
         self._updates = []
-        self._events = []
         self._working()
         return []
 

@@ -378,15 +378,19 @@ def test_failing_database_keeps_rows_and_recovers(db, failure):
     # after a failure would shed them, so keep the connection (reconnect has its own test).
     w._reconnect = lambda: True
     blocker = None
+    body_size = 3000
     if failure == "disk-full":
         pages = w._conn.execute("PRAGMA page_count").fetchone()[0]
         w._conn.execute(f"PRAGMA max_page_count = {pages}")
+        # No room at all: each body larger than the free pages the schema's migrations left.
+        free_pages, page_size = (w._conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("freelist_count", "page_size"))
+        body_size = max(body_size, (free_pages + 1) * page_size)
     elif failure == "read-only":
         w._conn.execute("PRAGMA query_only = ON")
     else:
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
-    flows = [post_flow(os.urandom(3000)) for _ in range(10)]
+    flows = [post_flow(os.urandom(body_size)) for _ in range(10)]
     items = [snapshot(f) for f in flows] + [error_update(flows[0].id, "client disconnected")]
 
     assert w.write(items) is False
