@@ -81,7 +81,7 @@ def generate(path: Path, total: int, log) -> dict:
     il._remove_db(partial)
     il._remove_db(path)
     t0 = time.perf_counter()
-    gen = il.Generator(total)
+    gen = il.Generator(total, stream_share=0)  # the export figures are for the mix without streams
     rng = random.Random(il.SEED + 6)
     binary_share = BINARY_REQUEST_SHARE + BINARY_RESPONSE_SHARE
     writer = BatchWriter(str(partial), redactor=Redactor(b"bench-fingerprint-key"), max_body=10 * 1024 * 1024)
@@ -107,7 +107,7 @@ def generate(path: Path, total: int, log) -> dict:
         raise RuntimeError(f"wrote {writer.written} flows, lost {writer.lost}; expected {total}")
     il.move_into_place(partial, path)
     info = {
-        "version": [il.GEN_VERSION, EXPORT_GEN_VERSION], "flows": total, "seed": il.SEED,
+        "version": [il.GEN_VERSION, EXPORT_GEN_VERSION], "flows": total, "seed": il.SEED, "stream_share": 0,
         "generated_at": gen.now, "generate_s": round(time.perf_counter() - t0, 1), "binary_flows": n_binary,
     }  # fmt: skip
     Path(f"{path}.json").write_text(json.dumps(info, indent=2))  # written last: marks completion
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     if REPO_DIR in db.resolve().parents:
         log("refusing to put the bench database inside the repository")
         return 3
-    info = None if args.regenerate else il.cached_info(db, args.flows, version=[il.GEN_VERSION, EXPORT_GEN_VERSION])
+    info = None if args.regenerate else il.cached_info(db, args.flows, version=[il.GEN_VERSION, EXPORT_GEN_VERSION], stream_share=0)
     if info is None:
         log(f"generating {args.flows:,} flows into {db} (cached for later runs) ...")
         info = generate(db, args.flows, log)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import pty
@@ -36,7 +37,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
-GEN_VERSION = 4  # bump when the generated data changes: cached databases are rebuilt
+GEN_VERSION = 5  # bump when the generated data changes: cached databases are rebuilt
 BATCH = 500
 SEED = 20261126
 PYCACHE = "/tmp/repost-bench-pycache"
@@ -82,6 +83,9 @@ STATUSES = [
 
 METHODS = [("POST", 85), ("PUT", 6), ("PATCH", 6), ("DELETE", 3)]
 GZIP_SHARE = 0.25  # responses sent with Content-Encoding: gzip
+# Chat completions (POST /v1/chat/completions answered 2xx) that stream their answer as
+# Server-Sent Events, as OpenAI-style SDKs do with stream=True: one event per token, ~200 B each.
+STREAM_SHARE = 0.5
 ERROR_SHARE = 0.003  # flows with no response (upstream down)
 
 ENGLISH = """
@@ -110,11 +114,12 @@ SUMMARY_PATH_EXAMPLE = "/orders/123"
 class Generator:
     """Makes snapshots of realistic flows, cheaply, from mutated template flows."""
 
-    def __init__(self, total: int, seed: int = SEED, now: float | None = None):
+    def __init__(self, total: int, seed: int = SEED, now: float | None = None, stream_share: float = 0.0):
         from mitmproxy import flow as mflow
         from mitmproxy import http
 
         self.total = total
+        self.stream_share = stream_share
         self.rng = rng = random.Random(seed)
         self.now = time.time() if now is None else now
         self.t_newest = self.now - NEWEST_AGO_S
@@ -174,7 +179,7 @@ class Generator:
         b = text.rfind(" ", a, a + nbytes)
         return text[a:b] if b > a else text[a : text.find(" ", a)]
 
-    def request_body(self, kind: str, n: int, target: int, plant: str | None) -> str:
+    def request_body(self, kind: str, n: int, target: int, plant: str | None, stream: bool = False) -> str:
         rng = self.rng
         note = self.sized_words(max(target - 180, 20))
         if plant:
@@ -186,7 +191,7 @@ class Generator:
                     {"role": "system", "content": "You are a helpful assistant."},
                     {"role": "user", "content": note},
                 ],
-                "temperature": round(rng.random(), 2), "max_tokens": rng.choice((256, 512, 1024)), "stream": False,
+                "temperature": round(rng.random(), 2), "max_tokens": rng.choice((256, 512, 1024)), "stream": stream,
             }  # fmt: skip
         elif kind == "user":
             obj = {"name": f"{rng.choice(ENGLISH).title()} {rng.choice(ENGLISH).title()}",
@@ -235,11 +240,34 @@ class Generator:
             obj = {"id": n, "ok": True, "status": rng.choice(("created", "updated", "queued")), "message": text}
         return self._encode(obj)
 
+    def sse_response(self, n: int, target: int, plant: str | None) -> tuple[bytes, tuple]:
+        """An OpenAI-style chat completion stream of about ``target`` bytes of answer text,
+        one event per word, and when each event arrived (ms since the response began)."""
+        rng = self.rng
+        words = self.sized_words(max(target - 120, 10)).split(" ")
+        if plant:
+            words.append(plant)
+        head = (
+            f'data: {{"id":"chatcmpl-{n:x}","object":"chat.completion.chunk","created":{int(self.now)},'
+            f'"model":"{rng.choice(self.models)}","system_fingerprint":"fp_{rng.getrandbits(40):010x}","choices":[{{"index":0,'
+        )
+        events = [head + '"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n']
+        for i, word in enumerate(words):
+            piece = json.dumps(word if i == 0 else " " + word, ensure_ascii=False)
+            events.append(head + f'"delta":{{"content":{piece}}},"logprobs":null,"finish_reason":null}}]}}\n\n')
+        events.append(head + '"delta":{},"logprobs":null,"finish_reason":"stop"}]}\n\n')
+        events.append("data: [DONE]\n\n")
+        t, chunks = rng.uniform(150, 600), []
+        for e in events:
+            chunks.append((round(t, 3), len(e.encode())))
+            t += rng.uniform(8, 40)
+        return "".join(events).encode(), tuple(chunks)
+
     # -- flows
 
     def snapshots(self, start: int, count: int) -> list[tuple]:
         """Snapshots of flows start .. start+count-1 (ids are assigned by SQLite in that order)."""
-        from repost.store.capture import snapshot
+        from repost.store.capture import Streamed, snapshot
 
         rng = self.rng
         out = []
@@ -252,7 +280,9 @@ class Generator:
             method = "POST" if "{n}" not in path_t else self.method_list[_pick(rng, self.method_cum)]
             plant = RARE_WORD if i in self.rare_at else None
             plant_resp = plant if plant and i % 2 == 0 else None
-            body = self.request_body(kind, n, rng.randint(200, 1500), None if plant_resp else plant).encode()
+            # (no draw at all without streams: the same seed gives the same flows as before)
+            stream = bool(self.stream_share) and path == "/v1/chat/completions" and rng.random() < self.stream_share
+            body = self.request_body(kind, n, rng.randint(200, 1500), None if plant_resp else plant, stream).encode()
             started = self.t_oldest + i * self.step + rng.random() * self.step * 0.5
 
             rd = f.request.data
@@ -291,6 +321,22 @@ class Generator:
 
             status, reason, _ = self.status_list[_pick(rng, self.status_cum)]
             sd = f.response.data
+            f.metadata.pop("repost_tees", None)
+            if stream and 200 <= status < 300 and status != 204:
+                content, chunks = self.sse_response(n, rng.randint(100, 2000), plant_resp)
+                sd.status_code, sd.reason, sd.content = status, reason.encode(), b""
+                sd.headers.fields = (
+                    (b"Server", rng.choice(self.servers)), (b"Date", b"Thu, 26 Nov 2026 10:00:00 GMT"),
+                    (b"Content-Type", b"text/event-stream; charset=utf-8"), (b"Cache-Control", b"no-cache"),
+                    (b"Transfer-Encoding", b"chunked"), (b"X-Request-Id", f"req_{i:x}".encode()),
+                )  # fmt: skip
+                # What the recorder's tee hands over for a stream (addons/streaming.py).
+                whole = Streamed(content, len(content), hashlib.sha256(content).hexdigest(), True, chunks)
+                f.metadata["repost_tees"] = {"response": _Recorded(whole)}
+                sd.timestamp_start = started + rng.uniform(0.05, 0.3)
+                sd.timestamp_end = sd.timestamp_start + chunks[-1][0] / 1000
+                out.append(snapshot(f))
+                continue
             resp_fields = [(b"Server", rng.choice(self.servers)), (b"Date", b"Thu, 26 Nov 2026 10:00:00 GMT"),
                            (b"Content-Type", b"application/json; charset=utf-8")]  # fmt: skip
             if status == 204:
@@ -310,6 +356,16 @@ class Generator:
             sd.timestamp_end = sd.timestamp_start + 0.002
             out.append(snapshot(f))
         return out
+
+
+class _Recorded:
+    """A finished tee: what ``snapshot`` takes from ``flow.metadata["repost_tees"]``."""
+
+    def __init__(self, whole):
+        self.whole = whole
+
+    def result(self):
+        return self.whole
 
 
 def _cum(weights):
@@ -333,7 +389,7 @@ def _remove_db(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def generate(path: Path, total: int, log) -> dict:
+def generate(path: Path, total: int, log, stream_share: float = STREAM_SHARE) -> dict:
     """Write ``total`` flows to ``path`` through the store's write path; returns the sidecar info."""
     from repost.store.redact import Redactor
     from repost.store.writer import BatchWriter
@@ -342,7 +398,7 @@ def generate(path: Path, total: int, log) -> dict:
     _remove_db(partial)
     _remove_db(path)
     t0 = time.perf_counter()
-    gen = Generator(total)
+    gen = Generator(total, stream_share=stream_share)
     writer = BatchWriter(str(partial), redactor=Redactor(b"bench-fingerprint-key"), max_body=10 * 1024 * 1024)
     t_snap = t_write = 0.0
     last = t0
@@ -368,7 +424,7 @@ def generate(path: Path, total: int, log) -> dict:
     elapsed = time.perf_counter() - t0
     move_into_place(partial, path)
     info = {
-        "version": GEN_VERSION, "flows": total, "seed": SEED, "generated_at": gen.now,
+        "version": GEN_VERSION, "flows": total, "seed": SEED, "stream_share": stream_share, "generated_at": gen.now,
         "newest_started": gen.t_newest, "generate_s": round(elapsed, 1),
         "snapshot_s": round(t_snap, 1), "write_s": round(t_write, 1),
     }  # fmt: skip
@@ -377,7 +433,7 @@ def generate(path: Path, total: int, log) -> dict:
     return info
 
 
-def cached_info(path: Path, total: int, version=GEN_VERSION) -> dict | None:
+def cached_info(path: Path, total: int, version=GEN_VERSION, stream_share: float = STREAM_SHARE) -> dict | None:
     """The sidecar of a cached database generated completely by this generator version, else None."""
     side = Path(f"{path}.json")
     if not path.exists() or not side.exists():
@@ -386,7 +442,7 @@ def cached_info(path: Path, total: int, version=GEN_VERSION) -> dict | None:
         info = json.loads(side.read_text())
     except ValueError:
         return None
-    if info.get("version") != version or info.get("flows") != total:
+    if info.get("version") != version or info.get("flows") != total or info.get("stream_share") != stream_share:
         return None
     return info if count_flows(path) == total else None
 
@@ -492,6 +548,9 @@ def sizes(db: Path) -> dict:
             "SELECT sum(coalesce(request_size, 0) + coalesce(response_size, 0)),"
             " sum(coalesce(length(request_body), 0) + coalesce(length(response_body), 0)), count(*) FROM flows"
         ).fetchone()
+        streams, stream_bytes = conn.execute(
+            "SELECT count(*), coalesce(sum(length(response_body)), 0) FROM flows WHERE response_chunks IS NOT NULL"
+        ).fetchone()
         by_obj, fill = {}, None
         try:
             for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"):
@@ -517,7 +576,7 @@ def sizes(db: Path) -> dict:
         "db_bytes": file_size, "wire_body_bytes": wire, "stored_body_bytes": stored, "flows": n,
         "ratio_vs_wire": round(file_size / wire, 3), "ratio_vs_stored": round(file_size / stored, 3),
         "fts_bytes": fts, "ratio_without_fts_vs_wire": round((file_size - fts) / wire, 3),
-        "objects": by_obj, "flows_leaves": fill,
+        "objects": by_obj, "flows_leaves": fill, "stream_flows": streams, "stream_body_bytes": stream_bytes,
         "avg_body_bytes": round(wire / n) if n else 0, "overhead_per_flow_bytes": round(per_flow),
         "fts_vs_wire": round(fts_share, 3), "body_bytes_for_1_5x": round(breakeven) if breakeven else None,
     }  # fmt: skip
@@ -532,6 +591,19 @@ def pick_show_id(db: Path) -> int:
             "SELECT id FROM flows WHERE id >= ? AND response_content_encoding = 'gzip' ORDER BY id LIMIT 1", [mx // 2]
         ).fetchone()
         return row[0]
+    finally:
+        conn.close()
+
+
+def pick_stream_id(db: Path) -> int | None:
+    """A streamed chat completion in the middle of the store (None without streams)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        mx = conn.execute("SELECT max(id) FROM flows").fetchone()[0]
+        row = conn.execute(
+            "SELECT id FROM flows WHERE id >= ? AND response_chunks IS NOT NULL ORDER BY id LIMIT 1", [mx // 2]
+        ).fetchone()
+        return row[0] if row else None
     finally:
         conn.close()
 
@@ -558,6 +630,8 @@ def main(argv=None) -> int:
     ap.add_argument("--regenerate", action="store_true", help="rebuild the cached database")
     ap.add_argument("--reindex", action="store_true", help="drop the FTS index and time the first indexing again")
     ap.add_argument("--tty", action="store_true", help="run the commands on a pseudo-terminal (rich tables, colour)")
+    ap.add_argument("--stream-share", type=float, default=STREAM_SHARE,
+                    help=f"share of chat completions that stream SSE (default {STREAM_SHARE}; 0: no streams)")  # fmt: skip
     ap.add_argument("--no-pyc", action="store_true", help="keep the caller's PYTHONDONTWRITEBYTECODE (no bytecode cache)")
     ap.add_argument("--json", action="store_true", help="print only a JSON summary on stdout")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
@@ -567,7 +641,8 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    db = Path(args.db) if args.db else Path(f"/tmp/repost-bench-{_short(args.flows)}.db")
+    mix = "" if args.stream_share == STREAM_SHARE else f"-streams{args.stream_share:g}"
+    db = Path(args.db) if args.db else Path(f"/tmp/repost-bench-{_short(args.flows)}{mix}.db")
     if not Path(args.repost).exists():
         log(f"no repost executable at {args.repost} (pip install -e .)")
         return 3
@@ -575,10 +650,10 @@ def main(argv=None) -> int:
         log("refusing to put the bench database inside the repository")
         return 3
 
-    info = None if args.regenerate else cached_info(db, args.flows)
+    info = None if args.regenerate else cached_info(db, args.flows, stream_share=args.stream_share)
     if info is None:
         log(f"generating {args.flows:,} flows into {db} (cached for later runs) ...")
-        info = generate(db, args.flows, log)
+        info = generate(db, args.flows, log, args.stream_share)
     else:
         log(f"reusing {db} ({args.flows:,} flows, generated {time.ctime(info['generated_at'])}; --regenerate to rebuild)")
 
@@ -648,6 +723,12 @@ def main(argv=None) -> int:
         (f"show {show_id}", ["show", str(show_id)], 50),
         (f"show {show_id} --json", ["show", str(show_id), "--json"], 50),
     ]
+    stream_id = pick_stream_id(db)
+    if stream_id is not None:
+        cases += [
+            (f"show {stream_id} (a stream)", ["show", str(stream_id)], 50),
+            (f"show {stream_id} --json (a stream)", ["show", str(stream_id), "--json"], 50),
+        ]
     log(f"timing {len(cases)} commands, {args.runs} runs each (+1 warm-up){' on a pty' if args.tty else ''} ...")
     results = [measure(label, a, target, repost, db, env, args.runs, args.tty, log) for label, a, target in cases]
 
@@ -707,6 +788,9 @@ def print_table(s: dict, ok_size: bool) -> None:
     print(f"database: {before}{_mb(b['db_bytes'])} with it (FTS {_mb(b['fts_bytes'])})")
     print(f"size ratio db/bodies: {b['ratio_vs_wire']:.2f}x (vs stored bytes {b['ratio_vs_stored']:.2f}x; "
           f"without FTS {b['ratio_without_fts_vs_wire']:.2f}x)  target <=1.5x  {'ok' if ok_size else 'FAIL'}")  # fmt: skip
+    if b.get("stream_flows"):
+        print(f"streams: {b['stream_flows']:,} flows ({b['stream_flows'] / b['flows']:.1%}) hold {_mb(b['stream_body_bytes'])} "
+              f"({b['stream_body_bytes'] / b['stored_body_bytes']:.0%}) of the stored bodies")  # fmt: skip
     flows = b["objects"].get("flows")
     if flows:
         f = b["flows_leaves"] or {}
