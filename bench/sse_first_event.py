@@ -121,6 +121,18 @@ def count(db: Path, sql: str) -> int:
         return conn.execute(sql).fetchone()[0]
 
 
+def count_events(db: Path) -> int:
+    """Every recorded stream's events, as `repost show` reads them (parsed from the stored stream)."""
+    from repost.store.database import open_database
+    from repost.store.queries import get_flow
+
+    conn = open_database(str(db))
+    try:
+        return sum(len(get_flow(conn, i)["events"]) for (i,) in conn.execute("SELECT id FROM flows").fetchall())
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=20, help="streams per path (default 20)")
@@ -200,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         repost_exit = stop_service(services["repost"])
         repost_signal = services["repost"].stop_signal
         flows = count(db, "SELECT count(*) FROM flows") if db.exists() else 0
-        events = count(db, "SELECT count(*) FROM events") if db.exists() else 0
+        events = count_events(db) if db.exists() else 0
         want_events = args.streams * (args.events + 1)
 
         summary: dict = {"streams": args.streams, "events": args.events, "interval_ms": args.interval_ms,

@@ -113,7 +113,8 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
         if isinstance(resp_content, Streamed):
             chunks = resp_content.chunks
             if chunks and resp_part[-1]:  # redacted: stored decoded and changed, so the chunks must follow
-                chunks = None if resp_encoding else rebase_chunks(resp_content.prefix, resp_part[4], resp_ctype, chunks)
+                was = resp_content.prefix[:max_body]  # what was redacted: the prefix as stored
+                chunks = None if resp_encoding else rebase_chunks(was, resp_part[4], resp_ctype, chunks)
             stream_part = (int(not resp_content.complete), _encode_json(chunks) if chunks else None)
         else:
             stream_part = (0, None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 REDACTED_PREFIX = "REDACTED-"
+_LINE_END = re.compile(r"(\r\n|\r|\n)")
 
 # Normalised names (lower case, letters and digits only).
 _SECRET_PARTS = (
@@ -71,7 +72,8 @@ class Redactor:
         self._key = key
         # In a query string or a URL inside text: a name cannot hold "/", "?" or ":",
         # so "https://x/reset-password?user=bob" names "user", not the whole URL.
-        self._query_pair = re.compile(r"(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
+        # A line of text may start with one ("data: token=..." in a stream): (?m).
+        self._query_pair = re.compile(r"(?m)(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
         # In a form body, a value runs to the next "&" whatever it holds.
         self._form_pair = re.compile(r"(^|&)([^=&]+)=([^&]*)")
         self._json_pair = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)')
@@ -118,6 +120,8 @@ class Redactor:
         text = data.decode("utf-8", "surrogateescape")
         if "multipart/" in ctype:
             new = self._multipart(text, content_type)
+        elif "event-stream" in ctype:
+            new = self._event_stream(text)
         elif "x-www-form-urlencoded" in ctype:
             new = self.form(text)
         else:
@@ -141,6 +145,49 @@ class Redactor:
         redacted = self.json_value(doc)
         # Re-serialised only when something changed: the stored bytes stay the wire bytes.
         return text if redacted == doc else json.dumps(redacted, ensure_ascii=False)
+
+    def _event_stream(self, text: str) -> str:
+        """Server-Sent Events, event by event: each event's data (its ``data:`` lines
+        joined, as a reader sees it) redacted as a JSON document or as text, and written
+        back as ``data:`` lines; a secret split over two lines is caught too. The event
+        boundaries stay where they were, so events pair up with their arrival times."""
+        parts = _LINE_END.split(text)  # line, ending, line, ending, ..., last line
+        lines = list(zip(parts[0::2], [*parts[1::2], ""]))
+        out, block = [], []
+        for line, end in lines:
+            if line == "" and end:
+                out += self._event_block(block)
+                out.append((line, end))
+                block = []
+            else:
+                block.append((line, end))
+        out += self._event_block(block)
+        return self.text("".join(line + end for line, end in out))  # and the other fields, as before
+
+    def _event_block(self, block: list) -> list:
+        # (a byte order mark may open the stream: it is not part of the field's name)
+        data_at = [i for i, (line, _) in enumerate(block) if line.partition(":")[0].lstrip("\ufeff") == "data"]
+        if not data_at:
+            return block
+        values = []
+        for i in data_at:
+            value = block[i][0].partition(":")[2]
+            values.append(value[1:] if value.startswith(" ") else value)
+        data = "\n".join(values)
+        if not self.may_hold_secret(data.encode("utf-8", "surrogateescape")):
+            return block
+        new = self._json_document(data)
+        if new is None:
+            new = self.text(data)
+        if new == data:
+            return block
+        end = block[data_at[0]][1] or "\n"
+        bom = "\ufeff" if block[data_at[0]][0].startswith("\ufeff") else ""
+        rewritten = [(f"{bom if i == 0 else ''}data: {value}", end) for i, value in enumerate(new.split("\n"))]
+        rewritten[-1] = (rewritten[-1][0], block[data_at[-1]][1])
+        kept = [pair for i, pair in enumerate(block) if i not in data_at]
+        at = data_at[0]
+        return kept[:at] + rewritten + kept[at:]
 
     def _json_lines(self, text: str) -> str | None:
         """NDJSON: every non-empty line a JSON document, each redacted; None if it is not that."""

@@ -729,3 +729,47 @@ def test_export_then_import_gives_back_the_same_flows(flows):
             finally:
                 new.close()
             assert back == originals, fmt
+
+
+# Server-Sent Events as servers write them: a JSON document on one data line, or pretty-printed
+# over several (each of its lines a data line; a reader joins them with "\n"), or a form.
+def _sse_event(draw_doc, layout, fields, comment):
+    if layout == "compact":
+        data = json.dumps(draw_doc)
+    elif layout == "indented":
+        data = json.dumps(draw_doc, indent=2)
+    elif layout == "split at colons":
+        data = json.dumps(draw_doc, separators=(",\n", ":\n"))
+    else:  # a form: name=value pairs
+        data = urlencode([(k, v) for k, v in _pairs_of(draw_doc)])
+    lines = ([": keep-alive"] if comment else []) + list(fields) + [f"data: {line}" for line in data.split("\n")]
+    return lines
+
+
+def _pairs_of(doc):
+    """A form's fields: the document's top-level string fields (forms are flat)."""
+    return [(k, v) for k, v in doc.items() if isinstance(v, str)] if isinstance(doc, dict) else []
+
+
+sse_events = st.builds(
+    _sse_event,
+    secret_documents,
+    st.sampled_from(["compact", "indented", "split at colons", "form"]),
+    st.lists(st.sampled_from(["id: 7", "event: delta", "retry: 1000"]), max_size=2, unique=True),
+    st.booleans(),
+)
+
+
+@PURE
+@given(events=st.lists(sse_events, min_size=1, max_size=4), eol=st.sampled_from(["\n", "\r\n", "\r"]), bom=st.booleans())
+def test_redaction_event_streams_leak_no_canary_in_any_event_and_keep_every_event(events, eol, bom):
+    text = ("\ufeff" if bom else "") + "".join(eol.join(lines) + eol + eol for lines in events)
+    data = text.encode()
+    out = R.body(data, "text/event-stream")
+    stored = data if out is None else out
+    before, after = parse_sse(data), parse_sse(stored)
+    assert [(e.event, e.id, e.retry) for e in after] == [(e.event, e.id, e.retry) for e in before]
+    for e in after:  # what show, diff and --stream read
+        leaked = re.findall(r"CANARY\w*", e.data)
+        assert not leaked, f"leaked {leaked} in event data {e.data!r}"
+    assert_idempotent_body(out, "text/event-stream")

@@ -54,7 +54,7 @@ def test_openai_sdk_stream_passes_through_live_and_is_recorded_event_by_event(st
     assert flow["response"]["sha256"] == hashlib.sha256(b"".join(script.sent)).hexdigest()
     assert "CANARY" not in json.dumps(flow)  # the API key was redacted
     # Stored once: the events above were parsed from the stored stream, not kept twice.
-    assert not sqlite3.connect(proxy.db).execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
+    assert sqlite3.connect(proxy.db).execute("SELECT count(*) FROM events").fetchone()[0] == 0
     assembled = repost("show", str(row["id"]), "--db", str(proxy.db), "--stream")
     assert assembled.output.strip() == "".join(WORDS)
     human = repost("show", str(row["id"]), "--db", str(proxy.db)).output
