@@ -582,27 +582,12 @@ def sizes(db: Path) -> dict:
     }  # fmt: skip
 
 
-def pick_show_id(db: Path) -> int:
-    """A flow in the middle of the store with a gzip-encoded JSON response."""
+def pick_id(db: Path, condition: str) -> int | None:
+    """The first flow from the middle of the store on that meets ``condition`` (SQL), if any."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         mx = conn.execute("SELECT max(id) FROM flows").fetchone()[0]
-        row = conn.execute(
-            "SELECT id FROM flows WHERE id >= ? AND response_content_encoding = 'gzip' ORDER BY id LIMIT 1", [mx // 2]
-        ).fetchone()
-        return row[0]
-    finally:
-        conn.close()
-
-
-def pick_stream_id(db: Path) -> int | None:
-    """A streamed chat completion in the middle of the store (None without streams)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        mx = conn.execute("SELECT max(id) FROM flows").fetchone()[0]
-        row = conn.execute(
-            "SELECT id FROM flows WHERE id >= ? AND response_chunks IS NOT NULL ORDER BY id LIMIT 1", [mx // 2]
-        ).fetchone()
+        row = conn.execute(f"SELECT id FROM flows WHERE id >= ? AND {condition} ORDER BY id LIMIT 1", [mx // 2]).fetchone()
         return row[0] if row else None
     finally:
         conn.close()
@@ -699,7 +684,7 @@ def main(argv=None) -> int:
         log(f"  FTS index already built; first indexing took {info.get('first_search_ms', 0) / 1000:.1f} s when measured (--reindex to re-time)")
     size_after_fts = sizes(db)
 
-    show_id = pick_show_id(db)
+    show_id = pick_id(db, "response_content_encoding = 'gzip'")  # a gzip-encoded JSON response
     age = newest_age_s(db)
     since = "10m"
     if age > 5 * 60:  # a cached database ages: keep "the last 10 minutes of traffic"
@@ -723,7 +708,7 @@ def main(argv=None) -> int:
         (f"show {show_id}", ["show", str(show_id)], 50),
         (f"show {show_id} --json", ["show", str(show_id), "--json"], 50),
     ]
-    stream_id = pick_stream_id(db)
+    stream_id = pick_id(db, "response_chunks IS NOT NULL")  # a streamed chat completion
     if stream_id is not None:
         cases += [
             (f"show {stream_id} (a stream)", ["show", str(stream_id)], 50),
