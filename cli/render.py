@@ -172,10 +172,12 @@ def _events(con, flow: dict) -> None:
     events = flow["events"]
     con.print()
     con.print(f"[dim]\\[{len(events)} events, streamed; `repost show {flow['id']} --stream` assembles the text][/]")
+    lines = []
     for e in events:
         t = f"{e['t_ms']:>9.1f} ms" if e["t_ms"] is not None else "        -   "
         label = e["event"] + (f" id={e['id']}" if e["id"] else "")
-        con.print(f"[cyan]{t}[/]  [bold]{_escape(label)}[/]  {_escape(e['data'])}", soft_wrap=True)
+        lines.append(f"[cyan]{t}[/]  [bold]{_escape(label)}[/]  {_escape(e['data'])}")
+    con.print("\n".join(lines), soft_wrap=True)  # one print: a stream may have thousands of events
 
 
 def _headers(con, headers: list) -> None:
