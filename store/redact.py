@@ -72,15 +72,14 @@ class Redactor:
         self._key = key
         # In a query string or a URL inside text: a name cannot hold "/", "?" or ":",
         # so "https://x/reset-password?user=bob" names "user", not the whole URL.
-        # A line of text may start with one ("data: token=..." in a stream): (?m).
-        self._query_pair = re.compile(r"(?m)(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
+        self._query_pair = re.compile(r"(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
         # In a form body, a value runs to the next "&" whatever it holds.
         self._form_pair = re.compile(r"(^|&)([^=&]+)=([^&]*)")
         self._json_pair = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)')
 
     def fingerprint(self, value: str | bytes) -> str:
         if isinstance(value, str):
-            value = value.encode("utf-8", "surrogateescape")
+            value = _utf8(value)
         return REDACTED_PREFIX + hmac.new(self._key, value, sha256).hexdigest()[:8]
 
     # -- headers and URLs ------------------------------------------------------
@@ -143,18 +142,26 @@ class Redactor:
         except ValueError:
             return None
         redacted = self.json_value(doc)
-        # Re-serialised only when something changed: the stored bytes stay the wire bytes.
-        return text if redacted == doc else json.dumps(redacted, ensure_ascii=False)
+        if redacted == doc:
+            return text  # re-serialised only when something changed: the stored bytes stay the wire bytes
+        new = json.dumps(redacted, ensure_ascii=False)
+        try:
+            new.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate escape ("\ud83d", half an emoji): keep it escaped
+            new = json.dumps(redacted)
+        # The whitespace around the document stays (an NDJSON line's newline ends its event).
+        return text[: len(text) - len(text.lstrip())] + new + text[len(text.rstrip()) :]
 
     def _event_stream(self, text: str) -> str:
         """Server-Sent Events, event by event: each event's data (its ``data:`` lines
         joined, as a reader sees it) redacted as a JSON document or as text, and written
-        back as ``data:`` lines; a secret split over two lines is caught too. The event
-        boundaries stay where they were, so events pair up with their arrival times."""
-        parts = _LINE_END.split(text)  # line, ending, line, ending, ..., last line
-        lines = list(zip(parts[0::2], [*parts[1::2], ""]))
+        back as ``data:`` lines; a secret split over two lines is caught too. Nothing
+        crosses a blank line, so the events stay where they were and pair up with their
+        arrival times."""
+        bom = "\ufeff" if text.startswith("\ufeff") else ""  # only at the very start, as readers take it
+        parts = _LINE_END.split(text[len(bom) :])  # line, ending, line, ending, ..., last line
         out, block = [], []
-        for line, end in lines:
+        for line, end in zip(parts[0::2], [*parts[1::2], ""]):
             if line == "" and end:
                 out += self._event_block(block)
                 out.append((line, end))
@@ -162,11 +169,16 @@ class Redactor:
             else:
                 block.append((line, end))
         out += self._event_block(block)
-        return self.text("".join(line + end for line, end in out))  # and the other fields, as before
+        return bom + "".join(line + end for line, end in out)
 
     def _event_block(self, block: list) -> list:
-        # (a byte order mark may open the stream: it is not part of the field's name)
-        data_at = [i for i, (line, _) in enumerate(block) if line.partition(":")[0].lstrip("\ufeff") == "data"]
+        data_at = [i for i, (line, _) in enumerate(block) if line.partition(":")[0] == "data"]
+        skip = set(data_at)
+        # Other fields and comments, line by line.
+        block = [
+            pair if i in skip or not self.may_hold_secret(_utf8(pair[0])) else (self.text(pair[0]), pair[1])
+            for i, pair in enumerate(block)
+        ]
         if not data_at:
             return block
         values = []
@@ -174,18 +186,17 @@ class Redactor:
             value = block[i][0].partition(":")[2]
             values.append(value[1:] if value.startswith(" ") else value)
         data = "\n".join(values)
-        if not self.may_hold_secret(data.encode("utf-8", "surrogateescape")):
+        if not self.may_hold_secret(_utf8(data)):
             return block
         new = self._json_document(data)
-        if new is None:
-            new = self.text(data)
+        if new is None:  # text: JSON pairs (also split over lines), and name=value pairs at each line's start
+            new = "\n".join(self.query(line) for line in self.text(data).split("\n"))
         if new == data:
             return block
         end = block[data_at[0]][1] or "\n"
-        bom = "\ufeff" if block[data_at[0]][0].startswith("\ufeff") else ""
-        rewritten = [(f"{bom if i == 0 else ''}data: {value}", end) for i, value in enumerate(new.split("\n"))]
+        rewritten = [(f"data: {value}", end) for value in new.split("\n")]
         rewritten[-1] = (rewritten[-1][0], block[data_at[-1]][1])
-        kept = [pair for i, pair in enumerate(block) if i not in data_at]
+        kept = [pair for i, pair in enumerate(block) if i not in skip]
         at = data_at[0]
         return kept[:at] + rewritten + kept[at:]
 
@@ -213,7 +224,7 @@ class Redactor:
             }
         if isinstance(value, list):
             return [self.json_value(v) for v in value]
-        if isinstance(value, str) and len(value) > 4 and self.may_hold_secret(value.encode("utf-8", "surrogateescape")):
+        if isinstance(value, str) and len(value) > 4 and self.may_hold_secret(_utf8(value)):
             return self.text(value)  # a URL, form or JSON document reflected in a string
         return value
 
@@ -246,6 +257,15 @@ class Redactor:
             if secret and not secret.startswith(REDACTED_PREFIX):
                 pieces[i] = head + sep + self.fingerprint(secret) + end
         return delimiter.join(pieces)
+
+
+def _utf8(text: str) -> bytes:
+    """Text back to bytes: raw bytes kept as surrogates come back as they were; a lone
+    surrogate from a JSON escape ("\\ud83d") is encoded rather than raising."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _already(value) -> bool:

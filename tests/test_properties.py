@@ -757,6 +757,9 @@ sse_events = st.builds(
     st.sampled_from(["compact", "indented", "split at colons", "form"]),
     st.lists(st.sampled_from(["id: 7", "event: delta", "retry: 1000"]), max_size=2, unique=True),
     st.booleans(),
+) | st.builds(  # a text answer, a token an event: quotes, braces and "name=" pieces unbalanced across events
+    lambda t: [f"data: {t}"],
+    st.lists(st.sampled_from([*'ab {}"=:&?\\', "token", "Authorization", "password"]), max_size=12).map("".join),
 )
 
 

@@ -7,14 +7,18 @@ completion take 2.3x its size in the database.
 import gzip
 import json
 import os
+import re
 import sqlite3
 import time
 from hashlib import sha256
+
+import pytest
 
 from repost.store.capture import Streamed, make_snapshot
 from repost.store.database import open_database
 from repost.store.queries import get_flow
 from repost.store.redact import Redactor
+from repost.store.sse import parse_sse
 from repost.store.writer import BatchWriter
 
 from .helpers import repost, show_json
@@ -192,13 +196,78 @@ def test_a_recorder_of_an_earlier_repost_keeps_recording_after_a_newer_one_opens
     assert show_json(db, 1)["events"] == [{"t_ms": 1.0, "event": "message", "id": None, "data": "x"}]
 
 
-def test_show_on_a_terminal_lists_the_parsed_events(tmp_path):
+@pytest.mark.parametrize("terminal", [False, True])
+def test_show_lists_the_parsed_events(tmp_path, monkeypatch, terminal):
     db = tmp_path / "human.db"
     body, chunks = chat_stream(3)
     write(db, [streamed_snapshot(0, body, chunks)])
+    if terminal:  # styled, as on a terminal (the console asks TTY_COMPATIBLE first, as rich does)
+        monkeypatch.setenv("TTY_COMPATIBLE", "1")
+        monkeypatch.setenv("COLUMNS", "100")
+        monkeypatch.delenv("NO_COLOR", raising=False)
     out = repost("show", "1", "--db", str(db)).output
-    assert "[4 events, streamed;" in out and "60.0 ms  message" in out
+    assert ("\x1b[" in out) is terminal
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "[4 events, streamed;" in plain
+    lines = [line for line in plain.splitlines() if " ms  message  " in line]
+    assert [line.split(" ms")[0].strip() for line in lines] == ["20.0", "40.0", "60.0", "80.0"]
+    assert lines[-1].endswith("[DONE]") and '"content":" word1"' in lines[1]
     assert repost("show", "1", "--db", str(db), "--stream").output.strip() == "word0 word1 word2"
+
+
+# -- what a second review found: streams whose redaction must neither fail, nor crawl, nor move events
+
+
+def test_a_stream_with_half_an_emoji_escaped_is_stored_whole(tmp_path):
+    # "\ud83d" (a lone surrogate escape: a token boundary inside an emoji) next to a word
+    # that makes the redactor look ("tokens") once made the flow be stored without bodies.
+    db = tmp_path / "emoji.db"
+    parts = [b'data: {"choices":[{"delta":{"content":"\\ud83d 3 tokens"}}]}\n\n',
+             b'data: {"access_token":"sk-CANARY-1","c":"\\ud83d"}\n\n', b"data: [DONE]\n\n"]  # fmt: skip
+    chunks = tuple((10.0 * (i + 1), len(p)) for i, p in enumerate(parts))
+    write(db, [streamed_snapshot(0, b"".join(parts), chunks)])
+    flow = read_flow(db)
+    assert flow["error"] is None and bytes(flow["request_body"]).startswith(b'{"model"')
+    assert [e["t_ms"] for e in flow["events"]] == [10.0, 20.0, 30.0]
+    assert "CANARY" not in json.dumps(flow["events"]) and "\\ud83d" in flow["events"][0]["data"]
+
+
+def test_one_event_of_30000_data_lines_is_redacted_in_linear_time(tmp_path):
+    body = b"data: token=abc\n" + b"data: x\n" * 30_000 + b"\n"
+    started = time.perf_counter()
+    out = Redactor(b"k").body(body, "text/event-stream")
+    assert time.perf_counter() - started < 2  # quadratic: 3.6 s here, minutes for a 10 MB event
+    assert out.startswith(b"data: token=REDACTED-") and out.count(b"\ndata: x") == 30_000
+
+
+def test_a_one_line_ndjson_stream_with_a_secret_keeps_its_event_and_time(tmp_path):
+    db = tmp_path / "one-line.db"
+    line = b'{"done": true, "session_token": "CANARY"}\n'
+    write(db, [streamed_snapshot(0, line, ((7.5, len(line)),), content_type=b"application/x-ndjson")])
+    flow = read_flow(db)
+    assert bytes(flow["response_body"]).endswith(b"}\n")
+    assert [(e["t_ms"], "CANARY" in e["data"]) for e in flow["events"]] == [(7.5, False)]
+
+
+def test_plain_text_tokens_with_unbalanced_quotes_keep_every_event_and_its_time(tmp_path):
+    # One event per token of a text answer; redaction must not join or drop events.
+    db = tmp_path / "tokens.db"
+    tokens = ['headers = {"', "Authorization", '": "', "Bearer", " sk", "-abc", '"}', " done", "access_token=CANARY"]
+    parts = [f"data: {t}\n\n".encode() for t in tokens]
+    chunks = tuple((5.0 * (i + 1), len(p)) for i, p in enumerate(parts))
+    write(db, [streamed_snapshot(0, b"".join(parts), chunks)])
+    events = read_flow(db)["events"]
+    assert [e["t_ms"] for e in events] == [5.0 * (i + 1) for i in range(len(tokens))]
+    assert [e["data"] for e in events][:-1] == tokens[:-1]
+    assert events[-1]["data"].startswith("access_token=REDACTED-")  # a pair at the start of an event's data
+
+
+def test_a_byte_order_mark_inside_a_stream_is_left_alone():
+    raw = b"data: token=abc\n\xef\xbb\xbfdata: zzz\n\n"
+    out = Redactor(b"k").body(raw, "text/event-stream")
+    # A reader ignores the second line (an unknown field): it must not become data.
+    assert out.endswith(b"\n\xef\xbb\xbfdata: zzz\n\n")
+    assert [e.data for e in parse_sse(out)] == [parse_sse(out)[0].data] and "zzz" not in parse_sse(out)[0].data
 
 
 def test_a_stream_of_50000_events_is_shown_quickly(tmp_path):
