@@ -75,7 +75,11 @@ class Redactor:
         self._query_pair = re.compile(r"(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
         # In a form body, a value runs to the next "&" whatever it holds.
         self._form_pair = re.compile(r"(^|&)([^=&]+)=([^&]*)")
-        self._json_pair = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)')
+        # A string value may be cut off by the end of the text (a body stored as its prefix,
+        # a stream cut off): what arrived of a secret is a secret.
+        self._json_pair = re.compile(
+            r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\\?\Z)|-?[0-9][0-9.eE+-]*|true|false)'
+        )
 
     def fingerprint(self, value: str | bytes) -> str:
         if isinstance(value, str):

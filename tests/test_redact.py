@@ -263,3 +263,23 @@ def test_body_without_secret_returns_none(r, body, ctype):
 
 def test_compact_json_without_secret_returns_none(r):
     assert r.body(b'{"model":"gpt-4o","max_tokens":5,"stream":true}', "application/json") is None
+
+
+@pytest.mark.parametrize(
+    ("cut", "ctype"),
+    [
+        (b'{"user": "ada", "password": "hunter2-and-more', "application/json"),  # a body stored as its prefix
+        (b'{"user": "ada", "password": "hunter2\\', "application/json"),  # cut inside an escape
+        (b'data: {"n": 1}\n\ndata: {"access_token": "sk-live-abcdef', "text/event-stream"),  # a stream cut off
+        (b'{"n": 1}\n{"refresh_token": "rt-abcdef', "application/x-ndjson"),
+    ],
+)
+def test_a_secret_cut_off_by_the_end_of_the_body_is_redacted(r, cut, ctype):
+    out = r.body(cut, ctype)
+    assert out is not None and FP.search(out.decode())
+    assert not any(s in out for s in (b"hunter2", b"sk-live", b"rt-abc"))
+    assert r.body(out, ctype) is None  # and once only
+
+
+def test_a_cut_off_value_that_is_not_secret_is_left_alone(r):
+    assert r.body(b'{"note": "a password reset", "title": "half a sent', "application/json") is None
