@@ -19,6 +19,14 @@ from urllib.parse import unquote_plus
 
 REDACTED_PREFIX = "REDACTED-"
 _LINE_END = re.compile(r"(\r\n|\r|\n)")
+# Where one event ends and the next begins: a run of two or more line ends (a line's end,
+# then blank lines). A run of CR and LF of two or more characters is one, except a lone
+# "\r\n" (a single line end). One character class: a 10 MB run costs no backtracking state.
+_BLANK_LINES = re.compile(r"[\r\n]{2,}")
+_ESCAPED_LETTER = re.compile(rb"\\u00(?:[46][1-9a-fA-F]|[57][0-9aA])")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Strings (skipped whole, escapes and all) and brackets, for finding where a container ends.
+_CONTAINER_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]')
 
 # Normalised names (lower case, letters and digits only).
 _SECRET_PARTS = (
@@ -75,11 +83,15 @@ class Redactor:
         self._query_pair = re.compile(r"(^|[?&;])([^=&;#\s\"'/?:]+)=([^&;#\s\"']*)")
         # In a form body, a value runs to the next "&" whatever it holds.
         self._form_pair = re.compile(r"(^|&)([^=&]+)=([^&]*)")
-        # A string value may be cut off by the end of the text (a body stored as its prefix,
-        # a stream cut off): what arrived of a secret is a secret.
-        self._json_pair = re.compile(
-            r'"([^"\\]{1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\\?\Z)|-?[0-9][0-9.eE+-]*|true|false)'
-        )
+        # A JSON pair in text. Names and strings stay on one line (JSON escapes newlines), and
+        # are matched possessively: a 10 MB string with no end must not cost gigabytes of
+        # backtracking. A string may be cut off by the end of the text (a body stored as its
+        # prefix, a stream cut off): what arrived of a secret is a secret.
+        name = r'"((?:[^"\\\r\n]++|\\.){1,100}+)"'
+        string = r'"(?:[^"\\\r\n]++|\\.)*+(?:"|\\?\Z)'
+        self._json_pair = re.compile(name + r"(\s*:\s*)(" + string + r"|-?[0-9][0-9.eE+-]*|true|false)")
+        # A secret name whose value is an array or an object: redacted to its end (or the text's).
+        self._json_container = re.compile(name + r"(\s*:\s*)(?=[\[{])")
 
     def fingerprint(self, value: str | bytes) -> str:
         if isinstance(value, str):
@@ -113,7 +125,8 @@ class Redactor:
         for word in _MAYBE_SECRET_WORDS:
             if word in low:
                 return True
-        return False
+        # A letter written as a JSON escape ("\u0074oken") hides a name from the words above.
+        return b"\\u00" in data and _ESCAPED_LETTER.search(data) is not None
 
     def body(self, data: bytes, content_type: str) -> bytes | None:
         """Redacted bytes of a decoded body, or None when nothing needed redacting."""
@@ -140,19 +153,30 @@ class Redactor:
         return new.encode("utf-8", "surrogateescape")
 
     def _json_document(self, text: str) -> str | None:
-        """The document redacted; the text itself when nothing changed; None if not JSON."""
+        """The document redacted; the text itself when nothing changed; None if not JSON
+        (or JSON this cannot redact safely: a name twice, nesting deeper than Python recurses)."""
+        twice = []
+
+        def pairs(items: list) -> dict:
+            obj = dict(items)
+            if len(obj) < len(items):
+                twice.append(True)
+            return obj
+
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = json.loads(text, object_pairs_hook=pairs)
+            redacted = self.json_value(doc)
+        except (ValueError, RecursionError):
             return None
-        redacted = self.json_value(doc)
+        if twice:  # a reader may take either value of a name given twice: the text pass sees every pair
+            return None
         if redacted == doc:
             return text  # re-serialised only when something changed: the stored bytes stay the wire bytes
-        new = json.dumps(redacted, ensure_ascii=False)
-        try:
-            new.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:  # a lone surrogate escape ("\ud83d", half an emoji): keep it escaped
+        if _SURROGATE_ESCAPE.search(text):
+            # "\ud83d" (half an emoji) must stay an escape, not become raw (invalid) UTF-8.
             new = json.dumps(redacted)
+        else:
+            new = json.dumps(redacted, ensure_ascii=False)
         # The whitespace around the document stays (an NDJSON line's newline ends its event).
         return text[: len(text) - len(text.lstrip())] + new + text[len(text.rstrip()) :]
 
@@ -161,26 +185,30 @@ class Redactor:
         joined, as a reader sees it) redacted as a JSON document or as text, and written
         back as ``data:`` lines; a secret split over two lines is caught too. Nothing
         crosses a blank line, so the events stay where they were and pair up with their
-        arrival times."""
+        arrival times. Events with nothing that looks secret are not even split into lines."""
         bom = "\ufeff" if text.startswith("\ufeff") else ""  # only at the very start, as readers take it
-        parts = _LINE_END.split(text[len(bom) :])  # line, ending, line, ending, ..., last line
-        out, block = [], []
-        for line, end in zip(parts[0::2], [*parts[1::2], ""]):
-            if line == "" and end:
-                out += self._event_block(block)
-                out.append((line, end))
-                block = []
-            else:
-                block.append((line, end))
-        out += self._event_block(block)
-        return bom + "".join(line + end for line, end in out)
+        out, pos = [bom], len(bom)
+        for m in _BLANK_LINES.finditer(text, pos):
+            if m.group() == "\r\n":
+                continue
+            out += [self._event_text(text[pos : m.start()]), m.group()]
+            pos = m.end()
+        out.append(self._event_text(text[pos:]))
+        return "".join(out)
+
+    def _event_text(self, event: str) -> str:
+        if not event or not self.may_hold_secret(_utf8(event)):
+            return event
+        parts = _LINE_END.split(event)  # line, ending, line, ending, ..., last line
+        block = list(zip(parts[0::2], [*parts[1::2], ""]))
+        return "".join(line + end for line, end in self._event_block(block))
 
     def _event_block(self, block: list) -> list:
         data_at = [i for i, (line, _) in enumerate(block) if line.partition(":")[0] == "data"]
         skip = set(data_at)
         # Other fields and comments, line by line.
         block = [
-            pair if i in skip or not self.may_hold_secret(_utf8(pair[0])) else (self.text(pair[0]), pair[1])
+            pair if i in skip or not self.may_hold_secret(_utf8(pair[0])) else (self._field(pair[0]), pair[1])
             for i, pair in enumerate(block)
         ]
         if not data_at:
@@ -194,7 +222,7 @@ class Redactor:
             return block
         new = self._json_document(data)
         if new is None:  # text: JSON pairs (also split over lines), and name=value pairs at each line's start
-            new = "\n".join(self.query(line) for line in self.text(data).split("\n"))
+            new = "\n".join(self._line(line) for line in self.text(data).split("\n"))
         if new == data:
             return block
         end = block[data_at[0]][1] or "\n"
@@ -204,19 +232,31 @@ class Redactor:
         at = data_at[0]
         return kept[:at] + rewritten + kept[at:]
 
+    def _field(self, line: str) -> str:
+        """A field other than data, or a comment: the redacted value after its name."""
+        name, colon, value = line.partition(":")
+        return name + colon + self._line(value) if colon else self.text(line)
+
+    def _line(self, line: str) -> str:
+        """A line of text, a name=value pair at its start included (after any spaces)."""
+        rest = line.lstrip(" ")
+        return line[: len(line) - len(rest)] + self.text(rest)
+
     def _json_lines(self, text: str) -> str | None:
-        """NDJSON: every non-empty line a JSON document, each redacted; None if it is not that."""
+        """NDJSON: each non-empty line a JSON document, redacted; None if no line is one."""
         lines = text.split("\n")
-        out = []
+        out, parsed = [], 0
         for line in lines:
             if not line.strip():
                 out.append(line)
                 continue
             new = self._json_document(line)
-            if new is None:
-                return None
+            if new is None:  # a line cut off (or not JSON): redacted as text, on its own
+                new = self.text(line)
+            else:
+                parsed += 1
             out.append(new)
-        return "\n".join(out)
+        return "\n".join(out) if parsed else None
 
     def json_value(self, value):
         if isinstance(value, dict):
@@ -236,11 +276,22 @@ class Redactor:
         """Text of unknown shape (NDJSON, truncated JSON, logs): JSON pairs and query pairs."""
 
         def json_pair(m: re.Match) -> str:
-            if not is_secret_name(m.group(1)) or REDACTED_PREFIX in m.group(3):
+            if not is_secret_name(_unescaped(m.group(1))) or REDACTED_PREFIX in m.group(3):
                 return m.group(0)
             return f'"{m.group(1)}"{m.group(2)}"{self.fingerprint(m.group(3).strip(chr(34)))}"'
 
-        return self.query(self._json_pair.sub(json_pair, text))
+        return self.query(self._containers(self._json_pair.sub(json_pair, text)))
+
+    def _containers(self, text: str) -> str:
+        """Arrays and objects under a secret name, fingerprinted whole (to the text's end if cut off)."""
+        out, pos = [], 0
+        for m in self._json_container.finditer(text):
+            if m.start() < pos or not is_secret_name(_unescaped(m.group(1))):
+                continue
+            end = _container_end(text, m.end())
+            out += [text[pos : m.end()], f'"{self.fingerprint(text[m.end() : end])}"']
+            pos = end
+        return "".join(out) + text[pos:] if out else text
 
     def _multipart(self, text: str, content_type: str) -> str:
         """Split on the declared boundary; redact the parts named like secrets."""
@@ -261,6 +312,30 @@ class Redactor:
             if secret and not secret.startswith(REDACTED_PREFIX):
                 pieces[i] = head + sep + self.fingerprint(secret) + end
         return delimiter.join(pieces)
+
+
+def _container_end(text: str, start: int) -> int:
+    """Where the JSON array or object opening at ``start`` ends (its close, or the text's end)."""
+    depth = 0
+    for m in _CONTAINER_TOKEN.finditer(text, start):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                return m.end()
+    return len(text)
+
+
+def _unescaped(name: str) -> str:
+    """A JSON name as a reader sees it ("\\u0074oken" is "token")."""
+    if "\\" not in name:
+        return name
+    try:
+        return json.loads(f'"{name}"')
+    except ValueError:
+        return name
 
 
 def _utf8(text: str) -> bytes:

@@ -2,11 +2,15 @@
 
 import json
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 
 from repost.store import redact
 from repost.store.redact import Redactor, is_secret_name
+from repost.store.sse import parse_sse
 
 FP = re.compile(r"REDACTED-[0-9a-f]{8}")
 FP_EXACT = re.compile(r"^REDACTED-[0-9a-f]{8}$")
@@ -283,3 +287,88 @@ def test_a_secret_cut_off_by_the_end_of_the_body_is_redacted(r, cut, ctype):
 
 def test_a_cut_off_value_that_is_not_secret_is_left_alone(r):
     assert r.body(b'{"note": "a password reset", "title": "half a sent', "application/json") is None
+
+
+# -- what a third review found -------------------------------------------------------
+
+
+def test_a_10_mb_string_that_never_ends_costs_no_gigabytes(tmp_path):
+    # A body kept as its prefix can end inside a long string (a base64 blob); the pair
+    # pattern once kept backtracking state per character: 2.1 GB and 1.6 s for this one.
+    script = (
+        "import re, time\n"
+        "from repost.store.redact import Redactor\n"
+        "body = b'{\"token\": \"x\", \"blob\": \"' + b'A' * 10_000_000\n"
+        "t = time.perf_counter(); out = Redactor(b'k').body(body, 'application/json')\n"
+        # VmHWM: this process's own peak (ru_maxrss would count the forking parent's too)
+        "peak = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024\n"
+        "print(time.perf_counter() - t, peak, out[:40])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    seconds, peak_mb, head = done.stdout.split(" ", 2)
+    assert "REDACTED-" in head
+    assert int(peak_mb) < 300, f"peak {peak_mb} MB"
+    assert float(seconds) < 1.5
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype"),
+    [
+        (b'{"api_keys": ["sk-live-1", "sk-live-2"], "m": "x', "application/json"),  # cut off: not JSON
+        (b'{"n": 1}\n{"api_keys": ["sk-live-1"]}\n{"a": "b', "application/x-ndjson"),  # one line cut off
+        (b'data: {"api_keys": ["sk-live-1"], "x": "y\n\n', "text/event-stream"),
+        (b'log: {"client_secret": {"id": "c", "value": "sk-live-1"}, "after": 1}', "text/plain"),
+    ],
+)
+def test_a_secret_array_or_object_in_text_is_redacted_whole(r, body, ctype):
+    out = r.body(body, ctype)
+    assert out is not None and b"sk-live" not in out and FP.search(out.decode())
+    assert r.body(out, ctype) is None
+
+
+def test_a_line_of_ndjson_that_is_cut_off_leaves_the_others_redacted_as_json(r):
+    out = r.body(b'{"token": ["a"], "keep": 1}\n{"token": "b", "keep": 2}\n{"tok', "application/x-ndjson").decode()
+    first, second, cut = out.split("\n")
+    assert json.loads(first)["keep"] == 1 and FP_EXACT.match(json.loads(first)["token"])
+    assert json.loads(second)["keep"] == 2 and cut == '{"tok'
+
+
+def test_json_nested_deeper_than_python_recurses_is_still_redacted(r):
+    for depth in (500, 100_000):
+        body = b'{"token": "sk-live-1", "x": ' + b"[" * depth + b"]" * depth + b"}"
+        out = r.body(body, "application/json")  # RecursionError once cost the flow its bodies
+        assert out is not None and b"sk-live" not in out
+
+
+@pytest.mark.parametrize("escape", ["\\udc80", "\\ud83d"])
+def test_a_lone_surrogate_escape_stays_an_escape(r, escape):
+    out = r.body(f'{{"token": "a", "x": "{escape}"}}'.encode(), "application/json")
+    assert escape.encode() in out and FP.search(out.decode())  # not a raw (invalid UTF-8) byte
+    assert json.loads(out)["x"] == json.loads(f'"{escape}"')
+
+
+@pytest.mark.parametrize("body", [b'{"\\u0074oken": "sk-live-1"}', b'{"pass\\u0077ord": "sk-live-1'])
+def test_a_secret_name_written_with_escapes_is_still_a_secret_name(r, body):
+    out = r.body(body, "application/json")
+    assert out is not None and b"sk-live" not in out
+
+
+def test_a_secret_name_given_twice_has_both_values_redacted(r):
+    out = r.body(b'{"token": "sk-live-1", "token": "REDACTED-00000000"}', "application/json")
+    assert out is not None and b"sk-live" not in out
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [b": token=sk-live-1\n\ndata: x\n\n", b"id: token=sk-live-1\ndata: x\n\n", b"data:  token=sk-live-1\n\n"],
+)
+def test_stream_comments_ids_and_indented_data_are_redacted(r, stream):
+    out = r.body(stream, "text/event-stream")
+    assert out is not None and b"sk-live" not in out
+    assert len(parse_sse(out)) == len(parse_sse(stream))
+
+
+def test_a_stream_of_10_mb_of_blank_lines_is_quick(r):
+    started = time.perf_counter()
+    assert r.body(b"data: token\n" + b"\n" * 10_000_000, "text/event-stream") is None
+    assert time.perf_counter() - started < 1.5  # 10.3 s and 1.16 GB before
