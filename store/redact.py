@@ -87,7 +87,7 @@ class Redactor:
         # are matched possessively: a 10 MB string with no end must not cost gigabytes of
         # backtracking. A string may be cut off by the end of the text (a body stored as its
         # prefix, a stream cut off): what arrived of a secret is a secret.
-        name = r'"((?:[^"\\\r\n]++|\\.){1,100}+)"'
+        name = r'"((?:[^"\\\r\n]|\\.){1,100}+)"'  # at most 100 characters, as before
         string = r'"(?:[^"\\\r\n]++|\\.)*+(?:"|\\?\Z)'
         self._json_pair = re.compile(name + r"(\s*:\s*)(" + string + r"|-?[0-9][0-9.eE+-]*|true|false)")
         # A secret name whose value is an array or an object: redacted to its end (or the text's).

@@ -372,3 +372,11 @@ def test_a_stream_of_10_mb_of_blank_lines_is_quick(r):
     started = time.perf_counter()
     assert r.body(b"data: token\n" + b"\n" * 10_000_000, "text/event-stream") is None
     assert time.perf_counter() - started < 1.5  # 10.3 s and 1.16 GB before
+
+
+def test_names_longer_than_100_characters_are_not_names(r):
+    # As before the possessive patterns: a "name" of megabytes is data, and must not be
+    # normalised (nor kept in is_secret_name's cache).
+    out = r.body(b'{"' + b"a" * 1_000_000 + b'token": "x", "password": "p"', "text/plain")
+    assert b'token": "x", ' in out  # the long one left alone
+    assert re.search(rb'"password": "REDACTED-[0-9a-f]{8}"$', out)
