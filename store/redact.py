@@ -89,9 +89,12 @@ class Redactor:
         # prefix, a stream cut off): what arrived of a secret is a secret.
         name = r'"((?:[^"\\\r\n]|\\.){1,100}+)"'  # at most 100 characters, as before
         string = r'"(?:[^"\\\r\n]++|\\.)*+(?:"|\\?\Z)'
-        self._json_pair = re.compile(name + r"(\s*:\s*)(" + string + r"|-?[0-9][0-9.eE+-]*|true|false)")
+        # Each also matches any other whole string (group 1 None), so that a match never
+        # starts at a string's closing quote: '"a":[":"]"token":"x"' must not hide the token.
+        plain = r'|"(?:[^"\\\r\n]++|\\.)*+"'
+        self._json_pair = re.compile(name + r"(\s*:\s*)(" + string + r"|-?[0-9][0-9.eE+-]*|true|false)" + plain)
         # A secret name whose value is an array or an object: redacted to its end (or the text's).
-        self._json_container = re.compile(name + r"(\s*:\s*)(?=[\[{])")
+        self._json_container = re.compile(name + r"(\s*:\s*)(?=[\[{])" + plain)
 
     def fingerprint(self, value: str | bytes) -> str:
         if isinstance(value, str):
@@ -225,12 +228,13 @@ class Redactor:
             new = "\n".join(self._line(line) for line in self.text(data).split("\n"))
         if new == data:
             return block
-        end = block[data_at[0]][1] or "\n"
-        rewritten = [(f"data: {value}", end) for value in new.split("\n")]
-        rewritten[-1] = (rewritten[-1][0], block[data_at[-1]][1])
-        kept = [pair for i, pair in enumerate(block) if i not in skip]
+        kept = [line for i, (line, _) in enumerate(block) if i not in skip]
         at = data_at[0]
-        return kept[:at] + rewritten + kept[at:]
+        lines = kept[:at] + [f"data: {value}" for value in new.split("\n")] + kept[at:]
+        # Line ends by position: the event's last line keeps the event's (none: the blank
+        # lines after it are outside), every other line the event's first line end.
+        end = block[0][1] or "\n"
+        return [(line, end) for line in lines[:-1]] + [(lines[-1], block[-1][1])]
 
     def _field(self, line: str) -> str:
         """A field other than data, or a comment: the redacted value after its name."""
@@ -243,20 +247,23 @@ class Redactor:
         return line[: len(line) - len(rest)] + self.text(rest)
 
     def _json_lines(self, text: str) -> str | None:
-        """NDJSON: each non-empty line a JSON document, redacted; None if no line is one."""
+        """NDJSON: each non-empty line a JSON document, redacted; the last may be cut off
+        (redacted as text, on its own). None if it is not that (pretty-printed JSON cut off,
+        say: the text pass then sees pairs and arrays across lines)."""
         lines = text.split("\n")
-        out, parsed = [], 0
-        for line in lines:
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        out = []
+        for i, line in enumerate(lines):
             if not line.strip():
                 out.append(line)
                 continue
             new = self._json_document(line)
-            if new is None:  # a line cut off (or not JSON): redacted as text, on its own
+            if new is None:
+                if i != last or i == 0:
+                    return None
                 new = self.text(line)
-            else:
-                parsed += 1
             out.append(new)
-        return "\n".join(out) if parsed else None
+        return "\n".join(out)
 
     def json_value(self, value):
         if isinstance(value, dict):
@@ -276,8 +283,8 @@ class Redactor:
         """Text of unknown shape (NDJSON, truncated JSON, logs): JSON pairs and query pairs."""
 
         def json_pair(m: re.Match) -> str:
-            if not is_secret_name(_unescaped(m.group(1))) or REDACTED_PREFIX in m.group(3):
-                return m.group(0)
+            if m.group(1) is None or not is_secret_name(_unescaped(m.group(1))) or REDACTED_PREFIX in m.group(3):
+                return m.group(0)  # a plain string, or a pair that is not secret
             return f'"{m.group(1)}"{m.group(2)}"{self.fingerprint(m.group(3).strip(chr(34)))}"'
 
         return self.query(self._containers(self._json_pair.sub(json_pair, text)))
@@ -286,7 +293,7 @@ class Redactor:
         """Arrays and objects under a secret name, fingerprinted whole (to the text's end if cut off)."""
         out, pos = [], 0
         for m in self._json_container.finditer(text):
-            if m.start() < pos or not is_secret_name(_unescaped(m.group(1))):
+            if m.start() < pos or m.group(1) is None or not is_secret_name(_unescaped(m.group(1))):
                 continue
             end = _container_end(text, m.end())
             out += [text[pos : m.end()], f'"{self.fingerprint(text[m.end() : end])}"']
@@ -305,7 +312,11 @@ class Redactor:
             if not sep:
                 head, sep, value = piece.partition("\n\n")
             name = re.search(r'\bname="([^"]*)"', head)
-            if not sep or not name or not is_secret_name(name.group(1)):
+            if not sep:
+                continue
+            if not name or not is_secret_name(name.group(1)):
+                if self.may_hold_secret(_utf8(value)):  # a JSON or form document in a part
+                    pieces[i] = head + sep + self.text(value)
                 continue
             end = "\r\n" if value.endswith("\r\n") else "\n" if value.endswith("\n") else ""
             secret = value[: len(value) - len(end)]

@@ -380,3 +380,50 @@ def test_names_longer_than_100_characters_are_not_names(r):
     out = r.body(b'{"' + b"a" * 1_000_000 + b'token": "x", "password": "p"', "text/plain")
     assert b'token": "x", ' in out  # the long one left alone
     assert re.search(rb'"password": "REDACTED-[0-9a-f]{8}"$', out)
+
+
+# -- what a fourth review found --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [b"data: hello\nid: 7\ndata: token=abc\n\n", b'data: {"a": 1,\n: keep-alive\ndata: "token": "abc"}\n\ndata: z\n\n'],
+)
+def test_a_field_between_data_lines_stays_a_line_of_its_own(r, stream):
+    out = r.body(stream, "text/event-stream")
+    before, after = parse_sse(stream), parse_sse(out)
+    assert [e.id for e in after] == [e.id for e in before]  # same events, same ids
+    assert b"abc" not in out and out.endswith(b"\n\n") and b"\n\n\n" not in out
+    field = [line for line in stream.split(b"\n") if line.startswith((b"id:", b":"))][0]
+    assert field in out.split(b"\n")  # still a line of its own, not glued to the data
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"tags": ["a", "b"], "access_token": {"value": "s3cr3t", "exp": 3}, "x": "y" * 50}, indent=2)[:-10].encode(),
+        b'[\n 1,\n {"token":\n  "s3cr3t"',
+        b'{\n "a": 1,\n "a": 2,\n "password": [\n  "s3cr3t"\n ]\n}',
+    ],
+)
+def test_pretty_printed_json_cut_off_or_odd_is_redacted_across_its_lines(r, body):
+    out = r.body(body, "application/json")
+    assert out is not None and b"s3cr3t" not in out
+
+
+def test_a_string_value_starting_with_a_colon_does_not_hide_the_next_name(r):
+    out = r.body(b'"apikey":[":"]"password":"x', "text/plain")
+    assert b'"password":"REDACTED-' in out
+    assert r.body(out, "text/plain") is None
+
+
+def test_a_json_document_in_a_multipart_part_is_redacted(r):
+    body = b'--x\r\nContent-Disposition: form-data; name="meta"\r\n\r\n{"api_key":"s3cr3t"}\r\n--x--\r\n'
+    out = r.body(body, "multipart/form-data; boundary=x")
+    assert out is not None and b"s3cr3t" not in out and out.endswith(b'"}\r\n--x--\r\n')
+
+
+def test_many_lines_that_are_not_json_stay_quick(r):
+    started = time.perf_counter()
+    r.body(b"token\n" * 1_600_000, "application/json")
+    assert time.perf_counter() - started < 3  # each line tried as JSON on its own: 8.7 s
