@@ -145,14 +145,12 @@ def replays_of(conn: sqlite3.Connection, flow_id: int) -> list[dict]:
     )
 
 
-def events_of(conn: sqlite3.Connection, flow: dict, legacy: bool | None = None) -> list[dict]:
+def events_of(conn: sqlite3.Connection, flow: dict) -> list[dict]:
     """The SSE/NDJSON events of a streamed response, in order, parsed from its stored
     bytes. Flows recorded by repost before the events were parsed on read keep theirs
-    in an ``events`` table; ``legacy`` (whether it exists) spares a caller reading
-    many flows the look at the schema per flow."""
-    if legacy is None:
-        legacy = has_events_table(conn)
-    if legacy:
+    in the ``events`` table, and those are read."""
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
+    if has_table:
         rows = conn.execute(
             "SELECT t_ms, event, event_id AS id, data FROM events WHERE flow = ? ORDER BY seq", [flow["id"]]
         )
@@ -163,7 +161,3 @@ def events_of(conn: sqlite3.Connection, flow: dict, legacy: bool | None = None) 
 
     body, encoding = flow["response_body"], flow["response_content_encoding"]
     return [e.as_json() for e in stored_events(headers_of(flow, "response"), body, encoding, flow["response_chunks"])]
-
-
-def has_events_table(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone() is not None
