@@ -3,6 +3,7 @@
 from collections import namedtuple
 
 from repost.store.bodies import decode_content, to_text
+from repost.store.queries import header
 
 from .safety import classify
 
@@ -10,14 +11,6 @@ from .safety import classify
 # text: decoded text, or None for binary / undecodable bodies; data: decoded bytes
 # (raw when decoding failed). A named tuple: typing and dataclasses cost show ~5 ms.
 BodyView = namedtuple("BodyView", "text data content_type note")
-
-
-def header(headers: list, name: str) -> str | None:
-    name = name.lower()
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 def body_view(flow: dict, side: str) -> BodyView | None:

@@ -2,7 +2,9 @@
 
 import json
 
-from .flowview import BodyView, body_view, header, safety_of
+from repost.store.queries import header
+
+from .flowview import BodyView, body_view, safety_of
 from .terminal import Console, write
 from .terminal import escape as _escape
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, TextIO
 
 from .bodies import decode_content, to_text
-from .queries import headers_of
+from .queries import header, headers_of
 
 FORMATS = ("har", "vcr", "curl", "mitm")
 
@@ -92,7 +92,7 @@ def har_entry(row: dict) -> dict:
     }
     if row["request_body"]:
         text, is_b64, decoded, exact = _har_body(row, "request")
-        ctype = next((v for k, v in req_headers if k.lower() == "content-type"), "")
+        ctype = header(req_headers, "content-type") or ""
         post = {"mimeType": ctype, "text": text, "params": []}
         if "x-www-form-urlencoded" in ctype.lower() and not is_b64:
             post["params"] = _pairs(parse_qsl(text, keep_blank_values=True))
@@ -120,7 +120,7 @@ def har_entry(row: dict) -> dict:
         content = {
             "size": len(decoded),
             "compression": len(decoded) - len(bytes(row["response_body"] or b"")),
-            "mimeType": next((v for k, v in resp_headers if k.lower() == "content-type"), ""),
+            "mimeType": header(resp_headers, "content-type") or "",
             "text": text,
         }
         if is_b64:

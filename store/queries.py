@@ -103,6 +103,15 @@ def headers_of(row: dict, side: str) -> list:
     return json.loads(value) if isinstance(value, str) else (value or [])
 
 
+def header(headers: list, name: str) -> str | None:
+    """The first value of a header in ``[[name, value], ...]``, any case of its name."""
+    name = name.lower()
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return None
+
+
 SQLITE_INTEGER = range(-(2**63), 2**63)
 
 

@@ -9,6 +9,7 @@ import json
 import sqlite3
 
 from .bodies import decode_content, to_text
+from .queries import header
 
 INDEX_CAP = 1024 * 1024  # index at most the first MB of each decoded body
 META_KEY = "fts_indexed_upto"
@@ -26,11 +27,7 @@ def pending(conn: sqlite3.Connection) -> bool:
 def _text(body, encoding, headers_json) -> str:
     if not body:
         return ""
-    ctype = ""
-    for name, value in json.loads(headers_json or "[]"):
-        if name.lower() == "content-type":
-            ctype = value
-            break
+    ctype = header(json.loads(headers_json or "[]"), "content-type") or ""
     decoded = decode_content(bytes(body), encoding, cap=INDEX_CAP)
     text, _ = to_text(decoded.data[:INDEX_CAP], ctype)
     return text or ""

@@ -115,7 +115,9 @@ def parse_events(raw: bytes, content_type: str | None, chunks: list | None = Non
 def stored_events(headers: list, body: bytes | None, encoding: str | None, chunks_json: str | None) -> list[Event]:
     """The events of a stored response, parsed from its stored bytes (and when each
     chunk arrived); [] when it is not an event stream. Never raises on bad bytes."""
-    ctype = next((value for name, value in headers if name.lower() == "content-type"), "")  # the first, as the writer reads it
+    from .queries import header
+
+    ctype = header(headers, "content-type") or ""  # the first, as the writer reads it
     if not body or not is_stream_type(ctype):
         return []
     raw, chunks = bytes(body), None
