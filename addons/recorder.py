@@ -45,6 +45,19 @@ def parse_methods(spec: str) -> frozenset[bytes] | None:
     return frozenset(m.encode() for m in names)
 
 
+def _check_key() -> None:
+    """Said here, in the proxy's own log, as well as by the writer process that redacts: loudly."""
+    from repost.store.redact import FingerprintKeyError, load_key
+
+    try:
+        load_key()
+    except FingerprintKeyError as e:
+        log.warning(
+            "repost: WARNING: %s. Secrets are still redacted, but as an unkeyed REDACTED marker with no"
+            " fingerprint (diff cannot tell two secrets apart)", e
+        )
+
+
 class Recorder:
     def __init__(self) -> None:
         self.writer: WriterProcess | None = None
@@ -89,6 +102,8 @@ class Recorder:
             raise exceptions.OptionsError(f"repost_max_body: {e}") from e
         self.max_body = max_body
         old = self.writer
+        if not ctx.options.repost_keep_secrets:
+            _check_key()
         try:
             # Checked here, so that a bad file is refused before the proxy listens.
             open_database(ctx.options.repost_db, create=True).close()

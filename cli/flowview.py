@@ -5,7 +5,7 @@ from collections import namedtuple
 from repost.store.bodies import decode_content, to_text
 from repost.store.queries import header
 
-from .safety import classify
+from repost.store.safety import classify
 
 
 # text: decoded text, or None for binary / undecodable bodies; data: decoded bytes
@@ -56,9 +56,11 @@ def safety_of(row: dict, rules=(), new_idempotency_key: bool = False) -> str:
     body = None
     if row["request_body"] is not None and row["method"].upper() == "POST":
         body = decode_content(bytes(row["request_body"]), row["request_content_encoding"], partial_ok=True).data
+    # Keyed only if a replay would repeat it: a body stored redacted is not the body the key was sent with.
+    key = row["idempotency_key"] if not row["request_redacted"] else None
     return classify(
-        row["method"], row["idempotency_key"], body=body, content_type=header(headers, "content-type"),
-        url=row["url"], path=row["path"] or "", rules=rules, new_idempotency_key=new_idempotency_key,
+        row["method"], key, body=body, content_type=header(headers, "content-type"), url=row["url"],
+        path=row["path"] or "", rules=rules, new_idempotency_key=new_idempotency_key, headers=headers,
     )  # fmt: skip
 
 
@@ -78,7 +80,7 @@ def flow_json(flow: dict, replays: list[dict], rules=()) -> dict:
     }
 
 
-_INTERNAL = frozenset({"idempotency_key", "request_headers", "request_content_encoding", "request_body"})
+_INTERNAL = frozenset({"idempotency_key", "request_headers", "request_content_encoding", "request_body", "request_redacted"})
 
 
 def summary_json(row: dict, rules=()) -> dict:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from repost.store.queries import headers_of
 from repost.store.redact import REDACTED_PREFIX
+from repost.store.safety import replay_safety
 
 # Set by the client for the connection it makes, or hop-by-hop: never copied.
 NOT_COPIED = frozenset({
@@ -66,7 +67,9 @@ class Plan:
         return f"{self.scheme}://{host}{'' if default else f':{self.port}'}{self.target}"
 
 
-def plan(flow: dict, safety: str, *, to: Target | None, extra: list[tuple[str, str]], new_key: bool) -> Plan:
+def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key: bool, rules=()) -> Plan:
+    """The request a replay of ``flow`` will send, and its safety class: classified after
+    every override (``-H``, ``--to``, a new key), as it will go out, not as it was recorded."""
     overridden = {name.lower() for name, _ in extra}
     redacted_body = bool(flow["request_redacted"])
     headers, left_out = [], []
@@ -85,14 +88,29 @@ def plan(flow: dict, safety: str, *, to: Target | None, extra: list[tuple[str, s
     headers += extra
     target = flow["path"] + (f"?{flow['query']}" if flow["query"] else "")
     p = Plan(
-        flow=flow, safety=safety, method=flow["method"],
+        flow=flow, safety="unsafe", method=flow["method"],
         scheme=to.scheme if to else flow["scheme"], host=to.host if to else flow["host"],
         port=to.port if to else flow["port"], target=target, headers=headers,
         body=bytes(flow["request_body"] or b""), left_out=left_out,
     )  # fmt: skip
+    p.safety = plan_safety(p, rules)
     if flow["request_truncated"]:
         p.problem = f"its request body was stored truncated ({flow['request_size']:,} bytes sent); it cannot be re-sent"
     return p
+
+
+def plan_safety(p: Plan, rules=()) -> str:
+    """The safety class of what ``p`` will send (store/safety.py decides; this says what is sent)."""
+    flow = p.flow
+    as_recorded = not flow["request_redacted"] and not flow["request_truncated"]
+    host_header = next((v for k, v in p.headers if k.lower() == "host"), None)
+    return replay_safety(
+        recorded_method=flow["method"], recorded_key=flow["idempotency_key"],
+        recorded_body=bytes(flow["request_body"] or b"") if as_recorded else None,
+        recorded_origin=(flow["scheme"], flow["host"], flow["port"], None),
+        method=p.method, headers=p.headers, body=p.body, origin=(p.scheme, p.host, p.port, host_header),
+        url=p.url, path=flow["path"] or "", rules=rules,
+    )  # fmt: skip
 
 
 @dataclass

@@ -45,7 +45,6 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
     from repost.store.queries import get_flow, replay_history, select_full_flows
     from repost.store.rules import READ_ONLY, get_rules
 
-    from .flowview import safety_of
     from .replay import parse_header, parse_target, plan
 
     try:
@@ -74,10 +73,7 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
         return
 
     rules = get_rules(conn, READ_ONLY)
-    plans = [
-        plan(f, safety_of(f, rules, new_idempotency_key), to=to, extra=extra, new_key=new_idempotency_key)
-        for f in flows
-    ]
+    plans = [plan(f, to=to, extra=extra, new_key=new_idempotency_key, rules=rules) for f in flows]
     history = replay_history(conn, [f["id"] for f in flows])
     _tell_history(plans, history)
     _tell_left_out(plans)
@@ -89,9 +85,12 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
     if unsafe and not yes and not _consent(unsafe, history):
         sys.exit(EXIT_REFUSED)
 
+    from repost.store.redact import Redactor, load_key
+
+    redactor = Redactor(load_key())  # before anything goes out: a replay that cannot be stored redacted is not sent
     sendable = [p for p in plans if not p.problem]
     outcomes = _send(sendable, concurrency, timeout, insecure)
-    replay_ids = _store(db_path, outcomes)
+    replay_ids = _store(db_path, outcomes, redactor)
     failed = _report(plans, outcomes, replay_ids, as_json)
     if show_diff and not as_json:
         _print_diffs(conn, outcomes, replay_ids)
@@ -149,16 +148,20 @@ def _print_dry_run(plans, history) -> None:
 
 
 def _consent(unsafe, history) -> bool:
-    from .safety import UNSAFE_REASON
+    from repost.store.safety import UNSAFE_REASON
 
     for p in unsafe:
         times = history.get(p.flow["id"], (0, None))[0]
         before = f"; already replayed {times} time{'s' if times != 1 else ''}" if times else ""
         click.echo(f"repost: {_line(p)}: {UNSAFE_REASON}{before}", err=True)
     if sys.stdin.isatty():
-        return click.confirm(
-            f"Replay {len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}?", default=False, err=True
-        )
+        try:
+            if click.confirm(f"Replay {len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}?", default=False, err=True):
+                return True
+        except click.Abort:  # Ctrl-D or Ctrl-C at the prompt: a refusal like any other (exit 3)
+            click.echo("", err=True)
+        click.echo("repost: not replayed; nothing sent.", err=True)
+        return False
     click.echo(
         f"repost: refused: {len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}; nothing sent. "
         "Check them with --dry-run, then pass --yes to replay anyway.",
@@ -190,15 +193,14 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-def _store(db_path, outcomes) -> dict[str, int]:
+def _store(db_path, outcomes, redactor) -> dict[str, int]:
     from repost.store.database import open_database
     from repost.store.queries import ids_by_flow_id
-    from repost.store.redact import Redactor, load_key
     from repost.store.writer import BatchWriter
 
     if not outcomes:
         return {}
-    writer = BatchWriter(db_path, redactor=Redactor(load_key()), max_body=10 * 1024 * 1024)
+    writer = BatchWriter(db_path, redactor=redactor, max_body=10 * 1024 * 1024)
     ok = writer.write([o.snapshot for o in outcomes])
     writer.close()
     if not ok or writer.lost:

@@ -17,6 +17,7 @@ SUMMARY_COLUMNS = (
 # (a GraphQL query is safe). Capped, so a list never reads whole large bodies.
 SAFETY_COLUMNS = (
     "flows.request_headers", "flows.request_content_encoding", "substr(flows.request_body, 1, 65536) AS request_body",
+    "flows.request_redacted",
 )  # fmt: skip
 
 
@@ -27,7 +28,7 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
 
 def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
     """Summaries of the selected flows, newest first."""
-    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body")
+    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body", "request_redacted")
     if selection is not None and selection.filter_expr:
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
     cols = ", ".join([f"flows.{c}" for c in SUMMARY_COLUMNS] + list(SAFETY_COLUMNS))

@@ -17,6 +17,8 @@ from hashlib import sha256
 from pathlib import Path
 from urllib.parse import unquote_plus
 
+from .errors import StoreError
+
 REDACTED_PREFIX = "REDACTED-"
 _LINE_END = re.compile(r"(\r\n|\r|\n)")
 # Where one event ends and the next begins: a run of two or more line ends (a line's end,
@@ -53,30 +55,66 @@ def is_secret_name(name: str) -> bool:
     return n in _SECRET_EXACT or n.endswith(_SECRET_SUFFIXES) or any(p in n for p in _SECRET_PARTS)
 
 
+MIN_KEY_BYTES = 16
+UNKEYED = REDACTED_PREFIX + "unkeyed"  # what a secret becomes when no key can be had: no fingerprint at all
+
+
+class FingerprintKeyError(StoreError):
+    """The fingerprint key cannot be made or read."""
+
+
+def key_path() -> Path:
+    """``$REPOST_KEY_FILE``, else ``$XDG_CONFIG_HOME/repost/fingerprint.key`` (``~/.config/...``)."""
+    named = os.environ.get("REPOST_KEY_FILE")
+    if named:
+        return Path(named)
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "repost" / "fingerprint.key"
+
+
 def load_key() -> bytes:
-    """The fingerprint key: ``$REPOST_KEY_FILE``, else ``~/.config/repost/fingerprint.key``."""
-    path = Path(
-        os.environ.get("REPOST_KEY_FILE")
-        or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "repost" / "fingerprint.key"
-    )
+    """The fingerprint key, made on first use (32 random bytes, 0600, in a 0700 folder).
+
+    A key that cannot be made or read, or one too short to be secret (an empty file), is an
+    error: falling back to a known key would let anyone with the database test guesses offline.
+    """
+    path = key_path()
     try:
-        return path.read_bytes()
+        key = path.read_bytes()
     except FileNotFoundError:
-        pass
+        key = _make_key(path)
+    except OSError as e:
+        raise FingerprintKeyError(f"cannot read the fingerprint key {path}: {e.strerror or e}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise FingerprintKeyError(
+            f"the fingerprint key {path} holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}: "
+            "remove it to have a new one made, or set REPOST_KEY_FILE to another file"
+        )
+    return key
+
+
+def _make_key(path: Path) -> bytes:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.environ.get("REPOST_KEY_FILE"):
+            # repost's own folder: private, even if an older repost made it 0755.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path.parent, 0o700)
+        elif not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         return path.read_bytes()  # another process made it first
-    except OSError:
-        return b"repost-unkeyed"  # no writable home: fingerprints still work, unkeyed
+    except OSError as e:
+        raise FingerprintKeyError(
+            f"cannot make the fingerprint key {path}: {e.strerror or e}; set REPOST_KEY_FILE to a writable path"
+        ) from None
     with os.fdopen(fd, "wb") as f:
         f.write(os.urandom(32))
     return path.read_bytes()
 
 
 class Redactor:
-    def __init__(self, key: bytes):
+    def __init__(self, key: bytes | None):
+        """``key`` None: no key could be had; every secret becomes the same unkeyed marker."""
         self._key = key
         # In a query string or a URL inside text: a name cannot hold "/", "?" or ":",
         # so "https://x/reset-password?user=bob" names "user", not the whole URL.
@@ -97,6 +135,8 @@ class Redactor:
         self._json_container = re.compile(name + r"(\s*:\s*)(?=[\[{])" + plain)
 
     def fingerprint(self, value: str | bytes) -> str:
+        if self._key is None:
+            return UNKEYED
         if isinstance(value, str):
             value = _utf8(value)
         return REDACTED_PREFIX + hmac.new(self._key, value, sha256).hexdigest()[:8]

@@ -156,10 +156,20 @@ class FrameReader:
 IDLE_SECONDS = 0.5
 
 
+def _redactor():
+    """Secrets are redacted whatever happens; without a key they get no fingerprint (never a known key)."""
+    from .redact import FingerprintKeyError, Redactor, load_key
+
+    try:
+        return Redactor(load_key())
+    except FingerprintKeyError as e:
+        log.error("repost: WARNING: %s; secrets are recorded as an unkeyed REDACTED marker, with no fingerprint", e)
+        return Redactor(None)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from .redact import Redactor, load_key
     from .writer import BatchWriter
 
     parser = argparse.ArgumentParser(prog="repost-writer", description="repost's writer process (started by the recorder)")
@@ -170,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # we stop when the proxy closes the pipe
     logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
-    writer = BatchWriter(args.db, redactor=None if args.keep_secrets else Redactor(load_key()), max_body=args.max_body)
+    writer = BatchWriter(args.db, redactor=None if args.keep_secrets else _redactor(), max_body=args.max_body)
     frames = FrameReader(sys.stdin.fileno())
     while True:
         if not frames.ready(IDLE_SECONDS):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from repost.cli.diff import Ignores, diff_flows
 from repost.cli.flowview import body_view
-from repost.cli.safety import classify
+from repost.store.safety import classify
 from repost.store.redact import REDACTED_PREFIX, Redactor, is_secret_name
 from repost.store.rules import Rule
 from repost.store.sse import parse_sse
