@@ -57,7 +57,8 @@ class Plan:
     target: str  # path and query
     headers: list[tuple[str, str]]
     body: bytes
-    left_out: list[str] = field(default_factory=list)  # redacted at capture, not supplied
+    left_out: list[str] = field(default_factory=list)  # headers redacted at capture, not supplied
+    left_out_query: list[str] = field(default_factory=list)  # query parameters redacted at capture: not sent
     problem: str | None = None  # why it cannot be sent
 
     @property
@@ -86,17 +87,33 @@ def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key
             value = str(uuid.uuid4())
         headers.append((name, value))
     headers += extra
-    target = flow["path"] + (f"?{flow['query']}" if flow["query"] else "")
+    query, left_out_query = without_redacted_params(flow["query"] or "")
+    target = flow["path"] + (f"?{query}" if query else "")
     p = Plan(
         flow=flow, safety="unsafe", method=flow["method"],
         scheme=to.scheme if to else flow["scheme"], host=to.host if to else flow["host"],
         port=to.port if to else flow["port"], target=target, headers=headers,
-        body=bytes(flow["request_body"] or b""), left_out=left_out,
+        body=bytes(flow["request_body"] or b""), left_out=left_out, left_out_query=left_out_query,
     )  # fmt: skip
     p.safety = plan_safety(p, rules)
     if flow["request_truncated"]:
         p.problem = f"its request body was stored truncated ({flow['request_size']:,} bytes sent); it cannot be re-sent"
     return p
+
+
+def without_redacted_params(query: str) -> tuple[str, list[str]]:
+    """The query string without the parameters redacted at capture (a fingerprint is not the
+    value: it is never sent as if it were), the others byte for byte; and the names left out."""
+    from urllib.parse import unquote_plus
+
+    kept, left_out = [], []
+    for pair in query.split("&") if query else []:
+        name, _, value = pair.partition("=")
+        if unquote_plus(value).startswith(REDACTED_PREFIX):
+            left_out.append(unquote_plus(name))
+        else:
+            kept.append(pair)
+    return "&".join(kept), left_out
 
 
 def plan_safety(p: Plan, rules=()) -> str:
@@ -122,10 +139,27 @@ class Outcome:
     elapsed_ms: float
 
 
-async def send_all(plans: list[Plan], *, concurrency: int, timeout: float, insecure: bool, on_done=None) -> list[Outcome]:
+def tls_context(*, insecure: bool = False, cacert: str | None = None):
+    """What aiohttp's ``ssl=`` takes: False (no verification), None (the system's CAs), or a context
+    trusting ``cacert`` as well. A file that holds no certificate is a ValueError."""
+    if insecure:
+        return False
+    if not cacert:
+        return None
+    import ssl
+
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=cacert)
+    except (ssl.SSLError, OSError) as e:
+        raise ValueError(f"{cacert} holds no CA certificate that can be read ({getattr(e, 'reason', None) or e})") from None
+    return context
+
+
+async def send_all(plans: list[Plan], *, concurrency: int, timeout: float, tls=None, on_done=None) -> list[Outcome]:
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=concurrency, ssl=False if insecure else None)
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=tls)
     async with aiohttp.ClientSession(
         connector=connector,
         auto_decompress=False,  # keep the wire bytes, as the recorder does
@@ -165,10 +199,8 @@ async def _send(session, p: Plan) -> Outcome:
             response = (status, resp.reason or "", version, list(resp.raw_headers), raw, time.time())
     except asyncio.TimeoutError:
         error = (f"no response within the timeout ({session.timeout.total:g} s)", time.time())
-    except aiohttp.ClientError as e:
-        error = (f"{type(e).__name__}: {e}", time.time())
-    except OSError as e:
-        error = (f"{type(e).__name__}: {e}", time.time())
+    except (aiohttp.ClientError, OSError) as e:
+        error = (connection_error(e, p), time.time())
     elapsed = (time.perf_counter() - t0) * 1000
     snap = make_snapshot(
         flow_id=str(uuid.uuid4()), started=started, method=p.method, scheme=p.scheme, host=p.host, port=p.port,
@@ -176,6 +208,43 @@ async def _send(session, p: Plan) -> Outcome:
         error=error, replay_of=p.flow["id"],
     )  # fmt: skip
     return Outcome(p, snap, status, error[0] if error else None, elapsed)
+
+
+def connection_error(e: BaseException, p: "Plan") -> str:
+    """One line a user understands, instead of aiohttp's class names."""
+    import ssl
+
+    import aiohttp
+
+    where = _authority(p)
+    if isinstance(e, aiohttp.ClientConnectorCertificateError) or isinstance(getattr(e, "os_error", None), ssl.SSLCertVerificationError):
+        reason = getattr(getattr(e, "certificate_error", None), "verify_message", None) or "certificate verify failed"
+        return f"{where}'s TLS certificate is not trusted ({reason}): give its CA with --cacert PATH, or --insecure"
+    if isinstance(e, aiohttp.ClientSSLError):
+        return f"TLS handshake with {where} failed: {_os_reason(e)}"
+    if isinstance(e, aiohttp.ClientConnectorDNSError if hasattr(aiohttp, "ClientConnectorDNSError") else ()):
+        return f"cannot resolve {p.host}"
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return f"cannot connect to {where}: {_os_reason(e)}"
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection without an answer"
+    if isinstance(e, aiohttp.ClientPayloadError):
+        return f"{where}'s answer was cut off: {e}"
+    if isinstance(e, aiohttp.ClientResponseError):
+        return f"{where} answered with something that is not HTTP: {e.message}"
+    if isinstance(e, OSError):
+        return f"cannot reach {where}: {e.strerror or e}"
+    return f"{where}: {e}"
+
+
+def _os_reason(e: BaseException) -> str:
+    import os
+
+    os_error = getattr(e, "os_error", None) or (e if isinstance(e, OSError) else None)
+    if getattr(os_error, "errno", None):
+        return os.strerror(os_error.errno).lower()  # "connection refused", not asyncio's "Connect call failed (...)"
+    reason = getattr(os_error, "strerror", None) or getattr(os_error, "reason", None) or str(os_error or e)
+    return str(reason).rstrip(".").lower() if reason else "unknown error"
 
 
 async def _read_body(resp):

@@ -22,10 +22,11 @@ EXIT_REFUSED = 3
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Requests in flight at once.")
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds to wait for each response.")
 @click.option("--new-idempotency-key", is_flag=True, help="Send a fresh Idempotency-Key instead of the recorded one (makes keyed flows unsafe).")
-@click.option("--insecure", is_flag=True, help="Do not verify the target's TLS certificate.")
+@click.option("--insecure", is_flag=True, help="Do not verify the target's TLS certificate (a test server's self-signed one).")
+@click.option("--cacert", type=click.Path(exists=True, dir_okay=False), metavar="PATH", help="Also trust the CA certificates in this PEM file (a private CA, mitmproxy's).")
 @json_option
 def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_diff, concurrency, timeout,
-           new_idempotency_key, insecure, as_json):  # fmt: skip
+           new_idempotency_key, insecure, cacert, as_json):  # fmt: skip
     """Re-send recorded requests, to the same server or another (--to).
 
     Give flow ids, or list's filters (repost replay --path /orders --since 1h).
@@ -45,7 +46,7 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
     from repost.store.queries import get_flow, replay_history, select_full_flows
     from repost.store.rules import READ_ONLY, get_rules
 
-    from .replay import parse_header, parse_target, plan
+    from .replay import parse_header, parse_target, plan, tls_context
 
     try:
         to = parse_target(to_url) if to_url else None
@@ -55,6 +56,10 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
         extra = [parse_header(h) for h in headers]
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="-H") from None
+    try:
+        tls = tls_context(insecure=insecure, cacert=cacert)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cacert") from None
     if not ids and selection.where()[0] == "" and not selection.filter_expr:
         raise click.UsageError("say which flows: give ids, or filters such as --path /orders --since 1h")
 
@@ -89,7 +94,7 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
 
     redactor = Redactor(load_key())  # before anything goes out: a replay that cannot be stored redacted is not sent
     sendable = [p for p in plans if not p.problem]
-    outcomes = _send(sendable, concurrency, timeout, insecure)
+    outcomes = _send(sendable, concurrency, timeout, tls)
     replay_ids = _store(db_path, outcomes, redactor)
     failed = _report(plans, outcomes, replay_ids, as_json)
     if show_diff and not as_json:
@@ -122,6 +127,13 @@ def _tell_left_out(plans) -> None:
             f"repost: not sent, redacted at capture: {', '.join(missing)}; supply {'it' if len(missing) == 1 else 'them'} with {example}",
             err=True,
         )
+    missing_params = sorted({name for p in plans for name in p.left_out_query})
+    if missing_params:
+        click.echo(
+            f"repost: not sent, redacted at capture: query parameter{'s' if len(missing_params) != 1 else ''} "
+            f"{', '.join(missing_params)} (the request goes without {'it' if len(missing_params) == 1 else 'them'})",
+            err=True,
+        )
     for p in plans:
         if p.flow["request_redacted"]:
             click.echo(f"repost: flow {p.flow['id']}: secrets in its body were redacted at capture and are sent redacted", err=True)
@@ -142,8 +154,9 @@ def _print_dry_run(plans, history) -> None:
         if p.body:
             preview = p.body[:200].decode("utf-8", "replace")
             click.echo(f"  ({len(p.body):,} byte body) {preview}{'…' if len(p.body) > 200 else ''}")
-        if p.left_out:
-            click.echo(f"  left out (redacted at capture): {', '.join(p.left_out)}")
+        if p.left_out or p.left_out_query:
+            names = p.left_out + [f"query parameter {name}" for name in p.left_out_query]
+            click.echo(f"  left out (redacted at capture): {', '.join(names)}")
     click.echo(f"dry run: {len(plans)} request{'s' if len(plans) != 1 else ''} shown, nothing sent", err=True)
 
 
@@ -170,7 +183,7 @@ def _consent(unsafe, history) -> bool:
     return False
 
 
-def _send(plans, concurrency, timeout, insecure):
+def _send(plans, concurrency, timeout, tls):
     import asyncio
 
     from .replay import send_all
@@ -181,10 +194,10 @@ def _send(plans, concurrency, timeout, insecure):
         with Progress(transient=True, console=_stderr_console()) as progress:
             task = progress.add_task("replaying", total=len(plans))
             return asyncio.run(
-                send_all(plans, concurrency=concurrency, timeout=timeout, insecure=insecure,
+                send_all(plans, concurrency=concurrency, timeout=timeout, tls=tls,
                          on_done=lambda _: progress.advance(task))  # fmt: skip
             )
-    return asyncio.run(send_all(plans, concurrency=concurrency, timeout=timeout, insecure=insecure))
+    return asyncio.run(send_all(plans, concurrency=concurrency, timeout=timeout, tls=tls))
 
 
 def _stderr_console():
