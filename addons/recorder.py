@@ -59,7 +59,9 @@ def _check_key() -> None:
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
+        # Under mitmdump/mitmweb the recorder says where it records; `repost record` says it itself.
+        self.announce = announce
         self.writer: WriterProcess | None = None
         self.methods: frozenset[bytes] | None = frozenset({b"POST"})
         self.filter: flowfilter.TFilter | None = None
@@ -114,6 +116,15 @@ class Recorder:
             raise exceptions.OptionsError(f"repost_db: {e}") from e
         if old is not None:
             old.close()
+
+    def running(self) -> None:
+        if self.announce and self.writer is not None:
+            opts = ctx.options
+            secrets = "kept as they are" if opts.repost_keep_secrets else "redacted"
+            log.info(
+                "repost: recording %s flows%s to %s (secrets %s)", opts.repost_methods.upper(),
+                f" matching {opts.repost_filter!r}" if opts.repost_filter else "", os.path.abspath(opts.repost_db), secrets,
+            )  # fmt: skip
 
     def _wanted(self, flow: http.HTTPFlow) -> bool:
         if self.methods is not None and flow.request.data.method not in self.methods:

@@ -62,7 +62,7 @@ async def run_recording_proxy(settings: dict, extra: list[str], quiet: bool = Fa
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     if quiet:
         opts.update(termlog_verbosity="error")
-    recorder = Recorder()
+    recorder = Recorder(announce=False)  # the Announcer says it, with the listen address
     master.addons.add(recorder, Announcer(quiet))
     try:
         opts.update(**settings)

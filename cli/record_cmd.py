@@ -1,5 +1,7 @@
 """``repost record``: mitmproxy, embedded, with the recorder."""
 
+import os
+
 import click
 
 from .options import db_option, size_option
@@ -41,6 +43,7 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
         parse_methods(methods)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--methods") from None
+    _check_ports(modes, listen_host, listen_port)
     # Check the database before listening: a foreign or corrupt file is refused at once.
     open_database(db_path, create=True).close()
 
@@ -69,4 +72,34 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
         raise click.ClickException(f"{summary.lost} flows could NOT be recorded to {db_path}")
     if not quiet:
         plural = "" if summary.written == 1 else "s"
-        click.echo(f"repost: recorded {summary.written} flow{plural} to {db_path}", err=True)
+        click.echo(f"repost: recorded {summary.written} flow{plural} to {os.path.abspath(db_path)}", err=True)
+
+
+def _check_ports(modes, listen_host: str, listen_port: int) -> None:
+    """A port already taken is said in repost's words, before anything is created."""
+    import errno
+    import socket
+
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    for spec in modes:
+        try:
+            mode = ProxyMode.parse(spec)
+        except ValueError as e:
+            raise click.BadParameter(f"{spec!r}: {e}", param_hint="--mode") from None
+        if mode.transport_protocol != "tcp":
+            continue  # UDP modes (dns, wireguard): mitmproxy says it itself
+        host, port = mode.listen_host(listen_host), mode.listen_port(listen_port)
+        if not port:
+            continue
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as e:
+                where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                if e.errno == errno.EADDRINUSE:
+                    hint = "choose another with --listen-port" if not mode.custom_listen_port else f"choose another in --mode {spec!r}"
+                    raise click.ClickException(f"cannot listen on {where}: the port is in use; {hint}") from None
+                raise click.ClickException(f"cannot listen on {where}: {e.strerror or e}") from None
