@@ -3,7 +3,7 @@
 from collections import namedtuple
 
 from repost.store.bodies import decode_content, to_text
-from repost.store.queries import header
+from repost.store.headers import header, headers_of
 
 from repost.store.safety import classify
 
@@ -50,8 +50,6 @@ def _base64(data: bytes) -> str:
 
 def safety_of(row: dict, rules=(), new_idempotency_key: bool = False) -> str:
     """The safety class of a stored flow (its request's method, key, body and URL)."""
-    from repost.store.queries import headers_of
-
     headers = headers_of(row, "request")
     body = None
     if row["request_body"] is not None and row["method"].upper() == "POST":

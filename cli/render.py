@@ -2,7 +2,7 @@
 
 import json
 
-from repost.store.queries import header
+from repost.store.headers import header
 
 from .flowview import BodyView, body_view, safety_of
 from .terminal import Console, write

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from repost.store.queries import headers_of
+from repost.store.headers import headers_of
 from repost.store.redact import REDACTED_PREFIX
 from repost.store.safety import replay_safety
 

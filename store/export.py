@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, TextIO
 
 from .bodies import decode_content, to_text
-from .queries import header, headers_of
+from .headers import header, headers_of
 
 FORMATS = ("har", "vcr", "curl", "mitm")
 

@@ -13,6 +13,8 @@ Imports mitmproxy only when called: read commands that do not need it stay fast.
 
 from functools import lru_cache
 
+from .headers import headers_of
+
 
 def _fields(pairs: list, body_was_decoded: bool, stored_len: int) -> tuple:
     """Header fields as mitmproxy keeps them: ((name bytes, value bytes), ...)."""
@@ -47,8 +49,6 @@ def _template() -> dict:
 
 def flow_state(row: dict) -> dict:
     """The state of an HTTPFlow for a row of ``flows``: what ``Flow.get_state()`` would give."""
-    from .queries import headers_of
-
     def decoded(side, headers):
         encoded_header = any(k.lower() == "content-encoding" for k, _ in headers)
         return bool(row[f"{side}_redacted"]) or (encoded_header and not row[f"{side}_content_encoding"])

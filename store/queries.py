@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 from .errors import FlowNotFound, StoreError
+from .headers import header, headers_of  # noqa: F401 (read with the rows this module returns)
 
 
 class InvalidFilter(StoreError):
@@ -95,22 +96,6 @@ def _compile_filter(expr: str):
         return flowfilter.parse(expr)
     except ValueError as e:
         raise InvalidFilter(f"invalid filter expression {expr!r}: {e}") from None
-
-
-def headers_of(row: dict, side: str) -> list:
-    """A row's request or response headers as ``[[name, value], ...]``, whether the
-    row holds them as stored (JSON text) or already parsed (``get_flow``)."""
-    value = row[f"{side}_headers"]
-    return json.loads(value) if isinstance(value, str) else (value or [])
-
-
-def header(headers: list, name: str) -> str | None:
-    """The first value of a header in ``[[name, value], ...]``, any case of its name."""
-    name = name.lower()
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 SQLITE_INTEGER = range(-(2**63), 2**63)

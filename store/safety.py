@@ -14,6 +14,8 @@ forwarding and the UI's replay button.
 
 import json
 
+from .headers import header
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 IDEMPOTENT_METHODS = frozenset({"PUT", "DELETE"})
 KEYABLE_METHODS = frozenset({"POST", "PATCH"})
@@ -157,14 +159,6 @@ def _classify_method(method, idempotency_key, body, content_type, url, path, rul
     if method in KEYABLE_METHODS and idempotency_key and not new_idempotency_key:
         return "keyed"
     return "unsafe"
-
-
-def header(headers, name: str) -> str | None:
-    name = name.lower()
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 def replay_safety(

@@ -9,7 +9,7 @@ import json
 import sqlite3
 
 from .bodies import decode_content, to_text
-from .queries import header
+from .headers import header
 
 INDEX_CAP = 1024 * 1024  # index at most the first MB of each decoded body
 META_KEY = "fts_indexed_upto"

@@ -13,6 +13,8 @@ import re
 from bisect import bisect_right
 from collections import namedtuple
 
+from .headers import header
+
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
@@ -115,8 +117,6 @@ def parse_events(raw: bytes, content_type: str | None, chunks: list | None = Non
 def stored_events(headers: list, body: bytes | None, encoding: str | None, chunks_json: str | None) -> list[Event]:
     """The events of a stored response, parsed from its stored bytes (and when each
     chunk arrived); [] when it is not an event stream. Never raises on bad bytes."""
-    from .queries import header
-
     ctype = header(headers, "content-type") or ""  # the first, as the writer reads it
     if not body or not is_stream_type(ctype):
         return []
