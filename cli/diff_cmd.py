@@ -12,7 +12,7 @@ class DiffTrouble(click.ClickException):
 
 
 def _elide(value, width: int = 60) -> str:
-    from .diff import MISSING
+    from repost.store.diff import MISSING
 
     if value is MISSING:
         return "(absent)"
@@ -44,7 +44,7 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
     from repost.store.errors import StoreError
     from repost.store.queries import get_flow
 
-    from .diff import Ignores, diff_flows
+    from repost.store.diff import Ignores, diff_flows
 
     if only_request and only_response:
         sides = ("request", "response")

@@ -32,7 +32,7 @@ def list_flows(db_path, selection, limit, as_json):
     """
     from repost.store.queries import list_flows as query
 
-    from .flowview import summary_json
+    from repost.store.flowview import summary_json
 
     conn = _open(db_path)
     if selection.search:

@@ -4,7 +4,7 @@ import json
 
 from repost.store.headers import header
 
-from .flowview import BodyView, body_view, safety_of
+from repost.store.flowview import BodyView, body_view, safety_of
 from .terminal import Console, write
 from .terminal import escape as _escape
 

@@ -252,7 +252,7 @@ def _report(plans, outcomes, replay_ids, as_json) -> bool:
 def _print_diffs(conn, outcomes, replay_ids) -> None:
     from repost.store.queries import get_flow
 
-    from .diff import Ignores, diff_flows
+    from repost.store.diff import Ignores, diff_flows
     from .diff_cmd import print_differences
 
     for o in outcomes:

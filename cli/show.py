@@ -19,7 +19,7 @@ def print_flow(flow: dict, replays: list[dict], rules, as_json: bool) -> None:
     from .terminal import flush, write_json
 
     if as_json:
-        from .flowview import flow_json
+        from repost.store.flowview import flow_json
 
         write_json(flow_json(flow, replays, rules))
         return

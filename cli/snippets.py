@@ -37,7 +37,7 @@ def _mitmproxy_export(flow: dict, kind: str) -> str:
 
 
 def as_python(flow: dict) -> str:
-    from .flowview import body_view
+    from repost.store.flowview import body_view
 
     f = _without_redacted(flow)
     skip = {"host", "content-length", "content-encoding", "transfer-encoding", "connection"}

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from repost.cli.diff import Ignores, diff_flows
-from repost.cli.flowview import body_view
+from repost.store.diff import Ignores, diff_flows
+from repost.store.flowview import body_view
 from repost.store.safety import classify
 from repost.store.redact import REDACTED_PREFIX, Redactor, is_secret_name
 from repost.store.rules import Rule

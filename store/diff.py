@@ -69,7 +69,7 @@ def flatten_flow(flow: dict, sides=("request", "response")) -> dict:
 
 def _events(out: dict, events: list[dict]) -> None:
     """A stream by its events (type and data, JSON data by path) and its assembled text."""
-    from repost.store.sse import Event, assemble_text
+    from .sse import Event, assemble_text
 
     out["response.events.count"] = len(events)
     for i, e in enumerate(events):

@@ -2,10 +2,10 @@
 
 from collections import namedtuple
 
-from repost.store.bodies import decode_content, to_text
-from repost.store.headers import header, headers_of
+from .bodies import decode_content, to_text
+from .headers import header, headers_of
 
-from repost.store.safety import classify
+from .safety import classify
 
 
 # text: decoded text, or None for binary / undecodable bodies; data: decoded bytes
