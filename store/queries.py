@@ -156,3 +156,47 @@ def events_of(conn: sqlite3.Connection, flow: dict) -> list[dict]:
 
     body, encoding = flow["response_body"], flow["response_content_encoding"]
     return [e.as_json() for e in stored_events(headers_of(flow, "response"), body, encoding, flow["response_chunks"])]
+
+
+# What matching a request needs of a recording (serve): its request side, not its response.
+_SERVE_COLUMNS = (
+    "id, started_at, flow_id, method, url, scheme, host, port, path, query, http_version, request_headers,"
+    " request_body, request_content_encoding, request_redacted, request_truncated, request_size, request_sha256"
+)
+
+
+def _serve_where(method: str, path: str | None, host: str | None, selection) -> tuple[str, list]:
+    where, params = selection.where() if selection is not None else ("", [])
+    clauses, extra = ["method = ?", "status IS NOT NULL"], [method]
+    if path is not None:
+        clauses.append("path = ?")
+        extra.append(path)
+    if host is not None:
+        clauses.append("host = ?")
+        extra.append(host)
+    if not getattr(selection, "include_replays", False):
+        clauses.append("replay_of IS NULL")
+    ids = getattr(selection, "allowed_ids", None)  # a --filter's result, computed once
+    if ids is not None:
+        clauses.append("id IN (SELECT value FROM json_each(?))")
+        extra.append(json.dumps(sorted(ids)))
+    joined = " AND ".join(clauses)
+    return (f"{where} AND {joined}" if where else f" WHERE {joined}"), params + extra
+
+
+def serve_candidates(conn: sqlite3.Connection, method: str, path: str, host: str | None, selection=None, limit: int | None = None):
+    """The recordings of one method and path (and host), in recorded order, request side only."""
+    where, params = _serve_where(method, path, host, selection)
+    page = f" LIMIT {int(limit)}" if limit else ""
+    return _dicts(conn.execute(f"SELECT {_SERVE_COLUMNS} FROM flows{where} ORDER BY started_at, id{page}", params))
+
+
+def closest_candidates(conn: sqlite3.Connection, method: str, path: str, host: str | None, selection, limit: int) -> list[dict]:
+    """Recordings to compare a request that matched none with: the same method and path first,
+    else the same method anywhere; the newest ``limit`` of them."""
+    for p in (path, None):
+        where, params = _serve_where(method, p, host, selection)
+        rows = _dicts(conn.execute(f"SELECT {_SERVE_COLUMNS} FROM flows{where} ORDER BY id DESC LIMIT {int(limit)}", params))
+        if rows:
+            return rows
+    return []

@@ -1,0 +1,200 @@
+"""Recordings answering as the server: an aiohttp app over a Matcher (``repost serve``).
+
+aiohttp's server, because a stream must be written as its recorded times come
+(``StreamResponse.write`` chunk by chunk); a response set inside mitmproxy's
+``request`` hook goes out at once. The proxy modes send their requests here.
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+from .matching import IncomingRequest, Matcher
+from .sse import is_stream_type
+
+# Never copied from a recording: the connection's own business, or recomputed for the bytes sent.
+NOT_SERVED = frozenset({
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+    "content-length", "proxy-authenticate",
+})  # fmt: skip
+FLOW_HEADER = "Repost-Flow"
+# In the proxy modes, the request's own scheme and authority travel in this header (set by
+# addons/serve.py), since the request itself now goes to this server.
+ORIGIN_HEADER = "Repost-Origin"
+MISS_ERROR = "no recording matches"
+
+
+@dataclass
+class Served:
+    """One request's outcome, for the log line and the summary."""
+
+    method: str
+    target: str
+    flow_id: int | None
+    status: int | None = None
+    events: int | None = None
+    miss: str | None = None
+    closest: dict | None = None
+    redacted: bool = False
+
+    def as_json(self) -> dict:
+        return {
+            "method": self.method, "path": self.target, "flow": self.flow_id, "status": self.status,
+            "events": self.events, "miss": self.miss, "closest": self.closest,
+        }  # fmt: skip
+
+
+@dataclass
+class Summary:
+    served: int = 0
+    misses: int = 0
+    recordings: set = field(default_factory=set)
+    redacted: int = 0  # responses served with redacted values in them
+
+
+class Answerer:
+    """Turns aiohttp requests into recorded answers; ``on_served`` hears about each one."""
+
+    def __init__(self, matcher: Matcher, *, speed: float = 1.0, latency: bool = False, on_served=None):
+        self.matcher = matcher
+        self.speed = speed
+        self.latency = latency
+        self.on_served = on_served
+        self.summary = Summary()
+
+    async def handle(self, request):
+        from aiohttp import web
+
+        from .queries import get_flow
+
+        req = await _incoming(request)
+        match = self.matcher.match(req)
+        flow = get_flow(self.matcher.conn, match.flow_id) if match.flow_id is not None else None
+        if flow is not None and flow["response_truncated"]:
+            match.flow_id, match.reason, flow = None, f"recording {flow['id']} was stored truncated: it cannot be served whole", None
+        if flow is None:
+            self.summary.misses += 1
+            body = {"error": MISS_ERROR, "reason": match.reason, "closest": match.closest}
+            self._tell(Served(req.method, req.target, None, 502, miss=match.reason, closest=match.closest))
+            return web.json_response(body, status=502)
+        outcome = Served(req.method, req.target, flow["id"], flow["status"])
+        self.summary.served += 1
+        self.summary.recordings.add(flow["id"])
+        if _holds_redacted(flow):
+            self.summary.redacted += 1
+            outcome.redacted = True
+        chunks = json.loads(flow["response_chunks"]) if flow["response_chunks"] else None
+        ctype = _first(flow["response_headers"], "content-type")
+        if chunks and is_stream_type(ctype):
+            outcome.events = len(flow["events"])
+            self._tell(outcome)
+            return await self._stream(request, flow, chunks)
+        self._tell(outcome)
+        if self.latency and self.speed and flow["duration_ms"]:
+            await asyncio.sleep(flow["duration_ms"] / 1000 / self.speed)
+        return web.Response(status=flow["status"], reason=_reason(flow["reason"]), headers=_headers(flow),
+                            body=bytes(flow["response_body"] or b""))  # fmt: skip
+
+    async def _stream(self, request, flow: dict, chunks: list):
+        """The stream chunk by chunk, each at its recorded offset (scaled by --speed); a stream
+        that was cut off when recorded is cut off here after its last recorded chunk."""
+        from aiohttp import web
+
+        response = web.StreamResponse(status=flow["status"], reason=_reason(flow["reason"]), headers=_headers(flow))
+        response.enable_chunked_encoding()
+        start = time.monotonic()
+        await response.prepare(request)
+        body = bytes(flow["response_body"] or b"")
+        pos = 0
+        for t_ms, size in chunks:
+            if self.speed:
+                delay = start + t_ms / 1000 / self.speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await response.write(body[pos : pos + size])
+            pos += size
+        if pos < len(body):
+            await response.write(body[pos:])
+        if flow["response_incomplete"]:
+            request.transport.close()  # as the recorded stream ended: without its last chunk
+            return response
+        await response.write_eof()
+        return response
+
+    def _tell(self, outcome: Served) -> None:
+        if self.on_served is not None:
+            self.on_served(outcome)
+
+
+async def _incoming(request) -> IncomingRequest:
+    body = await request.read()
+    headers = [(k.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for k, v in request.raw_headers]
+    origin = request.headers.get(ORIGIN_HEADER)
+    if origin:  # a proxy mode sent it: the request's own scheme and authority
+        scheme, _, authority = origin.partition("://")
+        headers = [(k, v) for k, v in headers if k.lower() != ORIGIN_HEADER.lower()]
+    else:
+        scheme, authority = request.scheme, request.host or ""
+    host, port = _split_authority(authority, scheme)
+    return IncomingRequest(
+        method=request.method, scheme=scheme, host=host, port=port, target=request.raw_path,
+        headers=headers, body=body, http_version=f"HTTP/{request.version.major}.{request.version.minor}",
+    )  # fmt: skip
+
+
+def _split_authority(authority: str, scheme: str) -> tuple[str, int]:
+    default = 443 if scheme == "https" else 80
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = authority.partition(":")
+    return host, int(port) if port.isdigit() else default
+
+
+def _headers(flow: dict):
+    from multidict import CIMultiDict
+
+    out = CIMultiDict()
+    for name, value in flow["response_headers"]:
+        lname = name.lower()
+        if lname in NOT_SERVED or lname.startswith(":"):
+            continue
+        if lname == "content-encoding" and flow["response_redacted"]:
+            continue  # stored decoded (and redacted)
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            continue  # never a header a client would split into two
+        out.add(name, value)
+    out[FLOW_HEADER] = str(flow["id"])
+    return out
+
+
+def _reason(reason: str | None) -> str | None:
+    if not reason or any(c in reason for c in "\r\n") or not reason.isascii():
+        return None  # aiohttp then sends the standard phrase
+    return reason
+
+
+def _first(headers: list, name: str) -> str | None:
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return None
+
+
+def _holds_redacted(flow: dict) -> bool:
+    from .redact import REDACTED_PREFIX
+
+    prefix = REDACTED_PREFIX.encode()
+    return any(v.startswith(REDACTED_PREFIX) for _, v in flow["response_headers"]) or prefix in bytes(
+        flow["response_body"] or b""
+    )
+
+
+def make_app(answerer: Answerer):
+    from aiohttp import web
+
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_route("*", "/{tail:.*}", answerer.handle)
+    return app

@@ -1,0 +1,213 @@
+"""Which recording answers a request (``repost serve``): matched by meaning, not by bytes.
+
+A request and a recording are compared as ``diff`` compares two flows (store/diff.py):
+method, path, query parameters in any order, the body by its shape (JSON by value, forms
+and multipart by field, anything else by its bytes' hash); headers only when named; the
+user's ``--ignore`` patterns left out. The incoming request first goes through the
+recorder's own capture path (store/capture.py), redaction included, so a secret lands
+on the same path in the same form on both sides: a redacted value then matches any
+value, or with ``match_secrets`` only a value with the same keyed fingerprint.
+
+Recordings are read per (method, path[, host]) group when a request first needs them,
+through the ``path`` index, and kept only as a map from each recording's match key to
+its ids: memory follows what is asked for, not the size of the store.
+"""
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .capture import COLUMNS, make_snapshot, row_from_snapshot
+from .diff import Ignores, diff_flows, flatten_flow
+from .headers import headers_of
+from .redact import REDACTED_PREFIX
+
+_WILDCARD = "\x00redacted"  # what any redacted value becomes in a match key
+_CLOSEST_CANDIDATES = 200  # how many recordings a miss is compared with to name the closest
+_GROUPS_KEPT = 1024  # (method, path, host) groups whose keys stay in memory
+
+
+@dataclass
+class IncomingRequest:
+    method: str
+    scheme: str
+    host: str
+    port: int
+    target: str  # path and query, as sent
+    headers: list  # [(name, value), ...] as text
+    body: bytes
+    http_version: str = "HTTP/1.1"
+
+
+@dataclass
+class MatchOptions:
+    ignore: list = field(default_factory=list)  # diff's --ignore syntax
+    match_headers: list = field(default_factory=list)  # header names compared too
+    match_secrets: bool = False  # redacted values must have the same fingerprint
+    match_host: bool = False  # proxy modes: the host is part of the request
+    repeat: str = "last"  # after the last recording of a sequence: last | cycle | none
+
+
+@dataclass
+class Match:
+    flow_id: int | None
+    closest: dict | None = None  # on a miss: {"id", "differences": [{"path", "a", "b"}]}
+    reason: str | None = None  # on a miss: why, in words
+
+
+class Matcher:
+    """Finds recordings for requests and keeps each sequence's place (thread-safe)."""
+
+    def __init__(self, conn, redactor, options: MatchOptions, selection=None, max_body: int = 10 * 1024 * 1024):
+        self.conn = conn
+        self.redactor = redactor
+        self.options = options
+        self.selection = selection
+        self.max_body = max_body
+        self.ignores = Ignores(options.ignore)
+        self._headers = {h.lower() for h in options.match_headers}
+        self._groups: OrderedDict = OrderedDict()
+        self._served: dict[tuple, int] = {}
+        self._lock = threading.Lock()
+
+    # -- the request as a row, then as a key ------------------------------------
+
+    def request_row(self, req: IncomingRequest) -> dict:
+        """The request as the recorder would have stored it (redacted the same way)."""
+        snap = make_snapshot(
+            flow_id=str(uuid.uuid4()), started=time.time(), method=req.method, scheme=req.scheme, host=req.host,
+            port=req.port, target=req.target, headers=req.headers, body=req.body, response=None, error=None,
+            http_version=req.http_version,
+        )  # fmt: skip
+        return dict(zip(COLUMNS, row_from_snapshot(snap, self.redactor, self.max_body)))
+
+    def meaning(self, row: dict) -> dict:
+        """The request's parts that take part in the match, path -> value."""
+        flat = flatten_flow(_parsed(row), sides=("request",))
+        out = {}
+        for path, value in flat.items():
+            if path.startswith("request.headers."):
+                if path[len("request.headers.") :] not in self._headers:
+                    continue
+            elif self.ignores(path):
+                continue
+            out[path] = value
+        return out
+
+    def key(self, meaning: dict) -> str:
+        items = sorted((path, self._comparable(value)) for path, value in meaning.items())
+        text = json.dumps(items, ensure_ascii=False, default=str, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _comparable(self, value):
+        if isinstance(value, str) and value.startswith(REDACTED_PREFIX) and not self.options.match_secrets:
+            return _WILDCARD
+        if isinstance(value, list):
+            return [self._comparable(v) for v in value]
+        return value
+
+    # -- finding ------------------------------------------------------------------
+
+    def match(self, req: IncomingRequest) -> Match:
+        row = self.request_row(req)
+        meaning = self.meaning(row)
+        key = self.key(meaning)
+        group = self._group(row["method"], row["path"], row["host"] if self.options.match_host else None)
+        ids = group.get(key)
+        if not ids:
+            ids = self._wildcard_match(group, row, meaning)
+        if not ids:
+            return self._miss(row, meaning)
+        with self._lock:
+            ids_key = tuple(ids)
+            n = self._served.get(ids_key, 0)
+            self._served[ids_key] = n + 1
+        if n < len(ids):
+            return Match(ids[n])
+        if self.options.repeat == "cycle":
+            return Match(ids[n % len(ids)])
+        if self.options.repeat == "last":
+            return Match(ids[-1])
+        return Match(None, reason=f"the {len(ids)} matching recording{'s' if len(ids) != 1 else ''} were all served (--repeat none)")
+
+    def reset(self) -> None:
+        """Every sequence starts again from its first recording (a new test)."""
+        with self._lock:
+            self._served.clear()
+
+    def _group(self, method: str, path: str, host: str | None) -> dict:
+        """{match key: [ids in recorded order]} for one (method, path[, host])."""
+        gkey = (method.upper(), path, host)
+        with self._lock:
+            group = self._groups.get(gkey)
+            if group is not None:
+                self._groups.move_to_end(gkey)
+                return group
+        from .queries import serve_candidates
+
+        group = {}
+        for cand in serve_candidates(self.conn, method.upper(), path, host, self.selection):
+            group.setdefault(self.key(self.meaning(cand)), []).append(cand["id"])
+        with self._lock:
+            self._groups[gkey] = group
+            while len(self._groups) > _GROUPS_KEPT:
+                self._groups.popitem(last=False)
+        return group
+
+    def _wildcard_match(self, group: dict, row: dict, meaning: dict) -> list[int]:
+        """Recordings whose redacted values sit where this request has plain ones (an import of
+        someone else's redaction, a rule added since): compared path by path."""
+        if not group:
+            return []
+        from .queries import serve_candidates
+
+        found = []
+        host = row["host"] if self.options.match_host else None
+        for cand in serve_candidates(self.conn, row["method"], row["path"], host, self.selection, limit=_CLOSEST_CANDIDATES):
+            theirs = self.meaning(cand)
+            if theirs.keys() == meaning.keys() and all(
+                _same(theirs[p], meaning[p], self.options.match_secrets) for p in theirs
+            ):
+                found.append(cand["id"])
+        return found
+
+    def _miss(self, row: dict, meaning: dict) -> Match:
+        from .queries import closest_candidates
+
+        best = None
+        host = row["host"] if self.options.match_host else None
+        for cand in closest_candidates(self.conn, row["method"], row["path"], host, self.selection, _CLOSEST_CANDIDATES):
+            diffs = [
+                d for d in diff_flows(_parsed(cand), _parsed(row), self.ignores, sides=("request",))
+                if self._counts(d.path) and not _same(d.a, d.b, self.options.match_secrets)
+            ]  # fmt: skip
+            if best is None or len(diffs) < len(best[1]):
+                best = (cand["id"], diffs)
+                if not diffs:
+                    break
+        if best is None:
+            return Match(None, None, "no recording of this method and path")
+        flow_id, diffs = best
+        return Match(None, {"id": flow_id, "differences": [d.as_json() for d in diffs[:20]]}, "no recording matches")
+
+    def _counts(self, path: str) -> bool:
+        if path.startswith("request.headers."):
+            return path[len("request.headers.") :] in self._headers
+        return True
+
+
+def _parsed(row: dict) -> dict:
+    """A row with its request headers as ``[[name, value], ...]`` (stored rows hold JSON text)."""
+    if isinstance(row.get("request_headers"), str):
+        return {**row, "request_headers": headers_of(row, "request")}
+    return row
+
+
+def _same(recorded, incoming, match_secrets: bool) -> bool:
+    if isinstance(recorded, str) and recorded.startswith(REDACTED_PREFIX) and not match_secrets:
+        return True
+    return recorded == incoming and type(recorded) is type(incoming)
