@@ -11,14 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from repost.store.outgoing import NOT_COPIED  # one list for replay and every command written out
 from repost.store.queries import headers_of
 from repost.store.redact import REDACTED_PREFIX
-
-# Set by the client for the connection it makes, or hop-by-hop: never copied.
-NOT_COPIED = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
-    "proxy-authorization", "te", "upgrade", "trailer",
-})  # fmt: skip
 
 
 @dataclass
