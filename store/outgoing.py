@@ -8,6 +8,7 @@ left out without changing the request: they go as stored, and the notes say so.
 """
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
@@ -25,6 +26,17 @@ NOT_COPIED = frozenset({
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
+@lru_cache(maxsize=4096)
+def _kind(name: str) -> str:
+    """"skip" (set by the client, or hop-by-hop), "send", or "bad" (not a token)."""
+    lname = name.lower()
+    if lname in NOT_COPIED or lname.startswith(":"):
+        return "skip"
+    if lname == "content-encoding":
+        return "content-encoding"
+    return "send" if _TOKEN.match(name) else "bad"
+
+
 class Outgoing(NamedTuple):
     method: str
     url: str
@@ -40,21 +52,22 @@ def outgoing(row: dict) -> Outgoing:
     redacted_body = bool(row["request_redacted"])
     headers, left_out, bad = [], [], []
     for name, value in headers_of(row, "request"):
-        lname = name.lower()
-        if lname in NOT_COPIED or lname.startswith(":"):
-            continue
-        if lname == "content-encoding" and redacted_body:
-            continue  # a body that redaction changed is stored decoded
+        kind = _kind(name)
+        if kind == "skip" or (kind == "content-encoding" and redacted_body):
+            continue  # a body that redaction changed is stored decoded: no Content-Encoding
         if value.startswith(REDACTED_PREFIX):
             left_out.append(name)
-        elif not _TOKEN.match(name):
+        elif kind == "bad":
             bad.append(name)
         else:
             headers.append((name, value))
-    query = [k for k, v in parse_qsl(row["query"] or "", keep_blank_values=True) if v.startswith(REDACTED_PREFIX)]
+    query = row["query"] or ""
+    redacted_query = []
+    if REDACTED_PREFIX in query:  # parse only what may hold one
+        pairs = parse_qsl(query, keep_blank_values=True)
+        redacted_query = list(dict.fromkeys(k for k, v in pairs if v.startswith(REDACTED_PREFIX)))
     return Outgoing(
-        row["method"], row["url"], headers, bytes(row["request_body"] or b""), left_out, bad,
-        list(dict.fromkeys(query)), redacted_body,
+        row["method"], row["url"], headers, bytes(row["request_body"] or b""), left_out, bad, redacted_query, redacted_body,
     )  # fmt: skip
 
 
@@ -62,8 +75,8 @@ def notes(o: Outgoing, flow_id: int) -> list[str]:
     """What a user must know before sending ``o``: one line each, for stderr."""
     out = []
     if o.left_out:
-        names = ", ".join(dict.fromkeys(o.left_out))
-        out.append(f"flow {flow_id}: left out, redacted at capture: {names}; add them yourself")
+        names = list(dict.fromkeys(o.left_out))
+        out.append(f"flow {flow_id}: left out, redacted at capture: {', '.join(names)}; add {'it' if len(names) == 1 else 'them'} yourself")
     if o.redacted_query:
         out.append(f"flow {flow_id}: query parameters redacted at capture, sent as stored: {', '.join(o.redacted_query)}")
     if o.redacted_body:
