@@ -20,7 +20,9 @@ def as_python(o: Outgoing) -> str:
         except UnicodeDecodeError:
             lines.append(f"content = {o.body!r}")
         body_arg = ", content=content"
-    lines.append(f"response = httpx.request({o.method!r}, {o.url!r}, headers=headers{body_arg})")
+    lines.append("with httpx.Client() as client:")
+    lines.append("    client.headers.clear()  # none of httpx's own headers, only the recorded ones")
+    lines.append(f"    response = client.request({o.method!r}, {o.url!r}, headers=headers{body_arg})")
     lines.append("print(response.status_code, response.text)")
     return "\n".join(lines)
 

@@ -238,7 +238,8 @@ def test_show_as_python_sends_the_request(redacted_db):
     assert done.returncode == 0, done.stderr
     echoed = json.loads(done.stdout)
     assert "Authorization" not in echoed["headers"] and "Proxy-Connection" not in echoed["headers"]
-    assert echoed["headers"]["X-Client"] == "web"
+    assert not {"User-Agent", "Accept", "Accept-Encoding", "Connection"} & set(echoed["headers"])  # none of httpx's own
+    assert echoed["headers"]["X-Client"] == "web" and echoed["body"].startswith('{"password": "REDACTED-')  # as stored
 
 
 def test_a_header_name_curl_would_read_as_a_file_is_left_out(tmp_path, upstream, a_local_file):
