@@ -46,6 +46,7 @@ class Outgoing(NamedTuple):
     bad_names: list  # header names that are not tokens
     redacted_query: list  # query parameter names redacted at capture (sent as stored)
     redacted_body: bool  # secrets in the body were redacted at capture (sent as stored)
+    truncated: bool  # only the body's first bytes were stored
 
 
 def outgoing(row: dict) -> Outgoing:
@@ -68,6 +69,7 @@ def outgoing(row: dict) -> Outgoing:
         redacted_query = list(dict.fromkeys(k for k, v in pairs if v.startswith(REDACTED_PREFIX)))
     return Outgoing(
         row["method"], row["url"], headers, bytes(row["request_body"] or b""), left_out, bad, redacted_query, redacted_body,
+        bool(row.get("request_truncated")),
     )  # fmt: skip
 
 
@@ -81,6 +83,8 @@ def notes(o: Outgoing, flow_id: int) -> list[str]:
         out.append(f"flow {flow_id}: query parameters redacted at capture, sent as stored: {', '.join(o.redacted_query)}")
     if o.redacted_body:
         out.append(f"flow {flow_id}: secrets in its body were redacted at capture and are sent redacted")
+    if o.truncated:
+        out.append(f"flow {flow_id}: its body was stored truncated; only the {len(o.body):,} bytes stored are sent")
     if o.bad_names:
         out.append(f"flow {flow_id}: left out, not valid header names: {', '.join(repr(n) for n in o.bad_names)}")
     return out

@@ -250,6 +250,18 @@ def test_a_header_name_curl_would_read_as_a_file_is_left_out(tmp_path, upstream,
     assert "left out, not valid header names" in result.stderr
 
 
+def test_a_truncated_body_is_said_to_be_so(tmp_path):
+    from repost.store.capture import snapshot
+    from repost.store.writer import BatchWriter
+
+    db = tmp_path / "cut.db"
+    writer = BatchWriter(str(db), redactor=None, max_body=1024)
+    assert writer.write([snapshot(post_flow(body=b"x" * 5000, headers={"content-type": "text/plain"}))])
+    writer.close()
+    result = repost("show", "1", "--db", str(db), "--as", "curl")
+    assert "flow 1: its body was stored truncated; only the 1,024 bytes stored are sent" in result.stderr
+
+
 # -- exports are as private as the database --------------------------------------------------
 
 
