@@ -24,9 +24,10 @@ def export(ids, fmt, db_path, selection, limit, output):
     repost export --format mitm -o flows.mitm    # mitmproxy -r flows.mitm
 
     Redacted values stay redacted; curl commands leave headers redacted at
-    capture out, and say so on stderr. Files are created 0600. A VCR cassette leaves out flows with no
-    response. vcrpy matches requests on method and URI by default: for several
-    POSTs to one URL, add "body" to match_on (see the README).
+    capture out, and say so on stderr. Files are created 0600. A VCR cassette
+    leaves out flows with no response. vcrpy matches requests on method and URI
+    by default: for several POSTs to one URL, add "body" to match_on (see the
+    README).
     """
     from dataclasses import replace
 

@@ -117,8 +117,6 @@ def curl_command(row: dict, o: Outgoing | None = None) -> str:
 
 
 HTTPIE_ADDS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-# Characters httpie's request items split on; escaped with a backslash they are literal.
-_HTTPIE_SPECIAL = frozenset(":;=@")
 
 
 def httpie_command(row: dict, o: Outgoing | None = None) -> str:
