@@ -137,6 +137,15 @@ def test_httpie_sends_the_recorded_bytes_and_headers(body, upstream, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_httpie_refuses_a_value_it_would_change(tmp_path):
+    db = tmp_path / "backslash.db"
+    store_flows(db, [post_flow(body=b"\x00binary", headers={"X-Path": "a\\=b"})])
+    result = repost("show", "1", "--db", str(db), "--as", "httpie")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "httpie cannot send the value of header 'X-Path' as recorded; use --as curl" in result.stderr
+    assert repost("show", "1", "--db", str(db), "--as", "curl").exit_code == 0
+
+
 # -- one sanitiser for every human-facing line ------------------------------------------------
 
 
