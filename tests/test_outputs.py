@@ -125,7 +125,7 @@ def test_a_shell_word_is_its_text_exactly_and_holds_no_control_character(text, t
 
 
 @pytest.mark.skipif(shutil.which("http", path=PATH) is None, reason="httpie is not installed")
-@pytest.mark.parametrize("body", [b"", b"@/etc/hostname", b"\x00\xff bytes\n", b'{"a": 1}', b"x=1&y=2"])
+@pytest.mark.parametrize("body", [b"", b"@/etc/hostname", b"\x00\xff bytes\n"])
 def test_httpie_sends_the_recorded_bytes_and_headers(body, upstream, tmp_path):
     headers = [("X-Eq", "=a"), ("X-At", "@b"), ("X-Colon", "a:=b;c"), ("X-Empty", ""), ("X-Shell", "$(touch pwned) `x` 'q'")]
     echo = json.loads(run_sh(httpie_command(row(f"{upstream.url}/echo?q=$(touch${{IFS}}pwned)", body, headers)), tmp_path))
