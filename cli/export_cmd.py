@@ -23,9 +23,11 @@ def export(ids, fmt, db_path, selection, limit, output):
     repost export --format curl 12 | sh          # re-send flow 12, exact bytes
     repost export --format mitm -o flows.mitm    # mitmproxy -r flows.mitm
 
-    Redacted values stay redacted. A VCR cassette leaves out flows with no
-    response. vcrpy matches requests on method and URI by default: for several
-    POSTs to one URL, add "body" to match_on (see the README).
+    Redacted values stay redacted; curl commands leave headers redacted at
+    capture out, and say so on stderr. Files are created 0600. A VCR cassette
+    leaves out flows with no response. vcrpy matches requests on method and URI
+    by default: for several POSTs to one URL, add "body" to match_on (see the
+    README).
     """
     from dataclasses import replace
 
@@ -60,9 +62,7 @@ def _write_file(formats, fmt, rows, output: str, binary: bool) -> int:
     try:
         with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
             count = _write(formats, fmt, rows, out)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # as open() would have made it (mkstemp makes 0600)
+        # mkstemp made it 0600, as the database is: an export holds the same data.
         os.replace(partial, output)
     except BaseException:
         os.unlink(partial)
@@ -71,7 +71,16 @@ def _write_file(formats, fmt, rows, output: str, binary: bool) -> int:
 
 
 def _write(formats, fmt, rows, out) -> int:
-    return {"har": formats.write_har, "vcr": formats.write_vcr, "curl": formats.write_curl, "mitm": formats.write_mitm}[fmt](rows, out)
+    if fmt == "curl":
+        return formats.write_curl(rows, out, on_notes=_tell)
+    return {"har": formats.write_har, "vcr": formats.write_vcr, "mitm": formats.write_mitm}[fmt](rows, out)
+
+
+def _tell(notes: list[str]) -> None:
+    from .terminal import visible
+
+    for note in notes:
+        click.echo(visible(f"repost: {note}", lines=False), err=True)
 
 
 @click.command("import")

@@ -66,25 +66,28 @@ def show(flow_id, db_path, as_format, assemble, as_json):
     JSON indented, forms as fields, binary as a size note.
     """
     from .show import load_flow, print_flow
+    from .terminal import is_terminal, visible
 
     flow, replays, rules = load_flow(db_path, flow_id)
+    # What goes to a terminal goes through the sanitiser; to a pipe it stays exact.
+    shown = visible if is_terminal() else str
     if assemble:
         from repost.store.sse import Event, assemble_text
 
         text = assemble_text([Event(e["t_ms"], e["event"], e["id"], e["data"]) for e in flow["events"]])
         if text is None:
             raise click.ClickException(f"flow {flow_id} has no streamed chat or completion deltas to assemble")
-        click.echo(text)
+        click.echo(shown(text))
         return
     if as_format:
-        from .snippets import redacted_headers, render_request
+        from .snippets import render_request
 
         try:
-            click.echo(render_request(flow, as_format))
+            text, notes = render_request(flow, as_format)
         except ValueError as e:
-            raise click.ClickException(str(e)) from None
-        missing = redacted_headers(flow)
-        if missing:
-            click.echo(f"repost: left out, redacted at capture: {', '.join(missing)}; add them yourself", err=True)
+            raise click.ClickException(visible(str(e), lines=False)) from None
+        click.echo(shown(text))
+        for note in notes:
+            click.echo(visible(f"repost: {note}", lines=False), err=True)
         return
     print_flow(flow, replays, rules, as_json)

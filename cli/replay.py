@@ -12,14 +12,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from repost.store.headers import headers_of
+from repost.store.outgoing import NOT_COPIED  # one list for replay and every command written out
 from repost.store.redact import REDACTED_PREFIX
 from repost.store.safety import replay_safety
-
-# Set by the client for the connection it makes, or hop-by-hop: never copied.
-NOT_COPIED = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
-    "proxy-authorization", "te", "upgrade", "trailer",
-})  # fmt: skip
 
 
 @dataclass

@@ -123,13 +123,13 @@ def _tell_left_out(plans) -> None:
     missing = sorted({name for p in plans for name in p.left_out})
     if missing:
         example = " ".join(f"-H '{name}: ...'" for name in missing)
-        click.echo(
+        _say(
             f"repost: not sent, redacted at capture: {', '.join(missing)}; supply {'it' if len(missing) == 1 else 'them'} with {example}",
             err=True,
         )
     missing_params = sorted({name for p in plans for name in p.left_out_query})
     if missing_params:
-        click.echo(
+        _say(
             f"repost: not sent, redacted at capture: query parameter{'s' if len(missing_params) != 1 else ''} "
             f"{', '.join(missing_params)} (the request goes without {'it' if len(missing_params) == 1 else 'them'})",
             err=True,
@@ -139,24 +139,32 @@ def _tell_left_out(plans) -> None:
             click.echo(f"repost: flow {p.flow['id']}: secrets in its body were redacted at capture and are sent redacted", err=True)
 
 
+def _say(line: str, err: bool = False) -> None:
+    """Every line that holds recorded text goes through the one sanitiser: a URL, header
+    or body cannot send the terminal an escape sequence or fake a line of its own."""
+    from .terminal import visible
+
+    click.echo(visible(line, lines=False), err=err)
+
+
 def _line(p) -> str:
     return f"flow {p.flow['id']} [{p.safety}] {p.method} {p.url}"
 
 
 def _print_dry_run(plans, history) -> None:
     for p in plans:
-        click.echo(_line(p))
+        _say(_line(p))
         if p.problem:
-            click.echo(f"  not sendable: {p.problem}")
+            _say(f"  not sendable: {p.problem}")
             continue
         for name, value in p.headers:
-            click.echo(f"  {name}: {value}")
+            _say(f"  {name}: {value}")
         if p.body:
             preview = p.body[:200].decode("utf-8", "replace")
-            click.echo(f"  ({len(p.body):,} byte body) {preview}{'…' if len(p.body) > 200 else ''}")
+            _say(f"  ({len(p.body):,} byte body) {preview}{'…' if len(p.body) > 200 else ''}")
         if p.left_out or p.left_out_query:
             names = p.left_out + [f"query parameter {name}" for name in p.left_out_query]
-            click.echo(f"  left out (redacted at capture): {', '.join(names)}")
+            _say(f"  left out (redacted at capture): {', '.join(names)}")
     click.echo(f"dry run: {len(plans)} request{'s' if len(plans) != 1 else ''} shown, nothing sent", err=True)
 
 
@@ -166,7 +174,7 @@ def _consent(unsafe, history) -> bool:
     for p in unsafe:
         times = history.get(p.flow["id"], (0, None))[0]
         before = f"; already replayed {times} time{'s' if times != 1 else ''}" if times else ""
-        click.echo(f"repost: {_line(p)}: {UNSAFE_REASON}{before}", err=True)
+        _say(f"repost: {_line(p)}: {UNSAFE_REASON}{before}", err=True)
     if sys.stdin.isatty():
         try:
             if click.confirm(f"Replay {len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}?", default=False, err=True):
@@ -243,7 +251,7 @@ def _report(plans, outcomes, replay_ids, as_json) -> bool:
         return failed
     for r in results:
         if r["error"]:
-            click.echo(f"flow {r['id']}: FAILED: {r['error']}" + (f" (stored as flow {r['replay_id']})" if r["replay_id"] else ""))
+            _say(f"flow {r['id']}: FAILED: {r['error']}" + (f" (stored as flow {r['replay_id']})" if r["replay_id"] else ""))
         else:
             click.echo(f"flow {r['id']} -> replay {r['replay_id']}: {r['status']} ({r['elapsed_ms']:.0f} ms)")
     return failed

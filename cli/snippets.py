@@ -1,63 +1,44 @@
 """A stored request as a command or a snippet: ``show --as curl|httpie|python``.
 
-curl and httpie come from mitmproxy's own export addon; the Python snippet uses httpx.
-Headers that were redacted at capture are left out, with a note to supply them.
+All three send what store/outgoing.py says goes out: no hop-by-hop header, none the
+client sets itself, none redacted at capture (the notes say which, on stderr). curl is
+the very command ``export --format curl`` writes; httpie's is built the same way.
 """
 
-import json
-
-from repost.store.redact import REDACTED_PREFIX
+from repost.store.outgoing import Outgoing, notes, outgoing
 
 
-def redacted_headers(flow: dict) -> list[str]:
-    return [name for name, value in flow["request_headers"] if value.startswith(REDACTED_PREFIX)]
-
-
-def _without_redacted(flow: dict) -> dict:
-    copy = dict(flow)
-    copy["request_headers"] = [[n, v] for n, v in flow["request_headers"] if not v.startswith(REDACTED_PREFIX)]
-    return copy
-
-
-def _mitmproxy_export(flow: dict, kind: str) -> str:
-    from mitmproxy import ctx, options
-    from mitmproxy.addons import export
-
-    from repost.store.flowmodel import row_to_flow
-
-    if not hasattr(ctx, "options") or not hasattr(ctx.options, "export_preserve_original_ip"):
-        opts = options.Options()
-        opts.add_option("export_preserve_original_ip", bool, False, "")
-        ctx.options = opts  # curl_command reads this option
-    f = row_to_flow(_without_redacted(flow))
-    try:
-        return export.curl_command(f) if kind == "curl" else export.httpie_command(f)
-    except Exception as e:  # mitmproxy's CommandError for binary bodies, among others
-        raise ValueError(f"cannot show this request as {kind}: {e}") from None
-
-
-def as_python(flow: dict) -> str:
-    from repost.store.flowview import body_view
-
-    f = _without_redacted(flow)
-    skip = {"host", "content-length", "content-encoding", "transfer-encoding", "connection"}
-    headers = {n: v for n, v in f["request_headers"] if n.lower() not in skip}
-    view = body_view(f, "request")
-    lines = ["import httpx", ""]
-    lines.append(f"headers = {json.dumps(headers, indent=4, ensure_ascii=False)}")
+def as_python(o: Outgoing) -> str:
+    """An httpx snippet. repr() writes every value, so no control character is printed raw."""
+    lines = ["import httpx", "", "headers = ["]
+    lines += [f"    ({name!r}, {value!r})," for name, value in o.headers]
+    lines.append("]")
     body_arg = ""
-    if view is not None and view.data:
-        if view.text is not None:
-            lines.append(f"content = {view.text!r}.encode()")
-        else:
-            lines.append(f"content = {view.data!r}")
+    if o.body:
+        try:
+            lines.append(f"content = {o.body.decode()!r}.encode()")
+        except UnicodeDecodeError:
+            lines.append(f"content = {o.body!r}")
         body_arg = ", content=content"
-    lines.append(f"response = httpx.request({f['method']!r}, {f['url']!r}, headers=headers{body_arg})")
+    lines.append("with httpx.Client() as client:")
+    lines.append("    client.headers.clear()  # none of httpx's own headers, only the recorded ones")
+    lines.append(f"    response = client.request({o.method!r}, {o.url!r}, headers=headers{body_arg})")
     lines.append("print(response.status_code, response.text)")
     return "\n".join(lines)
 
 
-def render_request(flow: dict, kind: str) -> str:
+def render_request(flow: dict, kind: str) -> tuple[str, list[str]]:
+    """(the snippet, notes for stderr). ValueError: it cannot be written as ``kind``."""
+    from repost.store.commands import curl_command, httpie_command
+
+    o = outgoing(flow)
     if kind == "python":
-        return as_python(flow)
-    return _mitmproxy_export(flow, kind)
+        text = as_python(o)
+    elif kind == "curl":
+        text = curl_command(flow, o)
+    else:
+        try:
+            text = httpie_command(flow, o)
+        except ValueError as e:
+            raise ValueError(f"cannot show this request as httpie: {e}") from None
+    return text, notes(o, flow["id"])

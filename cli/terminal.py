@@ -182,16 +182,25 @@ def _join_runs(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
 # sequence in a response body could rewrite the screen or the window title). Shown
 # as control pictures; a tab as spaces, a CR before LF dropped.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _visible(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\t", "    ")
-    return _CONTROL.sub(_picture, text)
+def visible(text: str, *, lines: bool = True) -> str:
+    """The one sanitiser for every human-facing line that holds recorded text (list,
+    show, diff, show --as and --stream on a terminal, replay's dry run and consent,
+    notes on stderr). ``lines=False``: one recorded value on one line, its line
+    breaks shown as pictures too, so it cannot fake a line of its own."""
+    if lines:
+        return _CONTROL.sub(_picture, text.replace("\r\n", "\n").replace("\t", "    "))
+    return _CONTROL_OR_NEWLINE.sub(_picture, text.replace("\t", "    "))
+
+
+_visible = visible
 
 
 def _picture(m: re.Match) -> str:
     code = ord(m.group())
-    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd"
+    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\u2424" if code > 0x2000 else "\ufffd"
 
 
 def write(text: str) -> None:

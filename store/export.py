@@ -2,12 +2,12 @@
 curl commands and mitmproxy flow files. Each writer takes an iterator of rows and
 writes as it goes, so memory stays flat whatever the number of flows.
 
-Redacted values stay redacted: what the database holds is what goes out.
+Redacted values stay redacted: what the database holds is what goes out. A curl
+command, which re-sends, leaves headers redacted at capture out (store/outgoing.py).
 """
 
 import base64
 import json
-import shlex
 from collections.abc import Iterable
 from typing import BinaryIO, TextIO
 
@@ -238,47 +238,19 @@ def _readable(body: bytes | None, encoded: bool):
 
 # -- curl ----------------------------------------------------------------------
 
-# curl sets these itself, from the URL and the body it sends.
-CURL_SETS = frozenset({"host", "content-length", "transfer-encoding", "connection", "proxy-connection", "keep-alive"})
 
+def write_curl(rows: Iterable[dict], out: TextIO, on_notes=None) -> int:
+    """One command per line (store/commands.py's, as ``show --as curl`` prints them);
+    what the user must know about a flow (redacted values) goes to ``on_notes``."""
+    from .commands import curl_command
+    from .outgoing import notes, outgoing
 
-def curl_command(row: dict) -> str:
-    """A shell command that re-sends the stored request, body bytes included.
-
-    A text body goes in --data-binary; a binary one through printf with octal
-    escapes on a pipe (a NUL byte cannot live in a shell word)."""
-    headers = headers_of(row, "request")
-    names = {k.lower() for k, _ in headers}
-    args = ["curl", "--silent", "--show-error", "--request", row["method"], "--url", row["url"]]
-    for name, value in headers:
-        lname = name.lower()
-        if lname in CURL_SETS or lname.startswith(":"):
-            continue
-        if lname == "content-encoding" and row["request_redacted"]:
-            continue  # the body is stored decoded
-        args += ["--header", f"{name}: {value}"]
-    for own in ("user-agent", "accept", "content-type"):
-        if own not in names:
-            args += ["--header", f"{own.title()}:"]  # "Name:" stops curl adding its own
-    body = bytes(row["request_body"] or b"")
-    if not body:
-        return " ".join(shlex.quote(a) for a in args)
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and "\x00" not in text:
-        return " ".join(shlex.quote(a) for a in args + ["--data-binary", text])
-    # %b reads the escapes in its argument, not in a format: a body that starts with
-    # "--" (multipart) is then not mistaken for an option.
-    escaped = "".join(chr(b) if 32 <= b < 127 and chr(b) not in "\\'" else f"\\0{b:03o}" for b in body)
-    return f"printf '%b' '{escaped}' | " + " ".join(shlex.quote(a) for a in args + ["--data-binary", "@-"])
-
-
-def write_curl(rows: Iterable[dict], out: TextIO) -> int:
     n = 0
     for row in rows:
-        out.write(curl_command(row) + "\n")
+        o = outgoing(row)
+        out.write(curl_command(row, o) + "\n")
+        if on_notes:
+            on_notes(notes(o, row["id"]))
         n += 1
     return n
 
