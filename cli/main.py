@@ -23,6 +23,7 @@ COMMANDS = {
     "rules": ("rules_cmd", "rules"),
     "export": ("export_cmd", "export"),
     "import": ("export_cmd", "import_"),
+    "serve": ("serve_cmd", "serve"),
 }
 
 

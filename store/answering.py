@@ -198,3 +198,15 @@ def make_app(answerer: Answerer):
     app = web.Application(client_max_size=1024**3)
     app.router.add_route("*", "/{tail:.*}", answerer.handle)
     return app
+
+
+async def start(answerer: Answerer, host: str, port: int):
+    """Listen; returns (runner, the port bound: ``port`` 0 picks a free one)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(make_app(answerer), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port
+    return runner, bound

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .capture import COLUMNS, make_snapshot, row_from_snapshot
-from .diff import Ignores, diff_flows, flatten_flow
+from .diff import MISSING, Ignores, diff_flows, flatten_flow
 from .headers import headers_of
 from .redact import REDACTED_PREFIX
 
@@ -208,6 +208,9 @@ def _parsed(row: dict) -> dict:
 
 
 def _same(recorded, incoming, match_secrets: bool) -> bool:
+    """A recorded redacted value matches any value that is there, unless ``match_secrets``."""
+    if incoming is MISSING or recorded is MISSING:
+        return recorded is incoming
     if isinstance(recorded, str) and recorded.startswith(REDACTED_PREFIX) and not match_secrets:
         return True
     return recorded == incoming and type(recorded) is type(incoming)

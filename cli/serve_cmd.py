@@ -1,0 +1,154 @@
+"""``repost serve``: recordings answer as the server (or inside the proxy)."""
+
+import sys
+
+import click
+
+from .options import db_option, json_option, selection_options
+
+
+@click.command()
+@db_option
+@click.option("--from", "sources", multiple=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Serve the flows of a HAR, mitmproxy flow file or VCR cassette instead of --db (repeatable).")  # fmt: skip
+@selection_options
+@click.option("--listen-host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
+@click.option("--listen-port", default=8081, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option("--mode", default="server", show_default=True,
+              help="server: answer as the server itself (clients use it as their base URL); or a mitmproxy mode "
+                   "(regular, socks5, reverse:URL, ...): answer inside the proxy, HTTPS through mitmproxy's CA.")  # fmt: skip
+@click.option("--ignore", "ignores", multiple=True, metavar="PATTERN", help="Leave a part out of the match, in diff's syntax: request.body.timestamp, id, items[*].nonce, a query parameter (repeatable).")
+@click.option("--match-header", "match_headers", multiple=True, metavar="NAME", help="Match this request header too (headers are not matched unless named; repeatable).")
+@click.option("--match-secrets", is_flag=True, help="A value redacted at capture matches only a value with the same fingerprint (default: any value).")
+@click.option("--repeat", type=click.Choice(["last", "cycle", "none"]), default="last", show_default=True,
+              help="When several recordings match, they answer in recorded order; then: the last one again, the sequence again, or a miss.")  # fmt: skip
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Streams keep their recorded chunk times divided by this (0: no delays).")
+@click.option("--latency", is_flag=True, help="Delay plain responses by their recorded duration too (divided by --speed).")
+@click.option("--set", "extra", multiple=True, metavar="OPTION=VALUE", help="Any other mitmproxy option, in the proxy modes (repeatable), e.g. --set confdir=~/.mitmproxy.")
+@click.option("--strict", is_flag=True, help="Exit 1 at the end if any request missed.")
+@json_option
+def serve(db_path, sources, selection, listen_host, listen_port, mode, ignores, match_headers, match_secrets, repeat,
+          speed, latency, extra, strict, as_json):  # fmt: skip
+    """Answer requests with recorded responses, matched by meaning.
+
+    A request matches a recording with the same method, path, query parameters
+    (in any order) and body: JSON by value (key order and spaces aside), forms
+    and multipart by field, anything else byte for byte. Headers count only
+    when named with --match-header; the host only in the proxy modes. A value
+    redacted at capture (a password, a token) matches any value. Several
+    matches answer in recorded order (create, then get).
+
+    A request that matches nothing gets 502 with JSON naming the closest
+    recording and how the request differs from it; nothing is ever forwarded.
+    Every answer carries the header Repost-Flow: ID. Streams (SSE, NDJSON) are
+    written chunk by chunk at their recorded times.
+
+    \b
+    Exit status: 0 stopped (Ctrl-C/SIGTERM), 1 a failure (or, with --strict,
+    a miss), 2 usage error.
+    """
+    import asyncio
+    import tempfile
+
+    from repost.store.matching import MatchOptions
+
+    options = MatchOptions(ignore=list(ignores), match_headers=list(match_headers), match_secrets=match_secrets,
+                           match_host=mode != "server", repeat=repeat)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="repost-serve-") as scratch:
+        db = _from_files(sources, scratch) if sources else db_path
+        summary = asyncio.run(_run(db, selection, options, listen_host, listen_port, mode, speed, latency, as_json, extra))
+    plural = "s" if summary.served != 1 else ""
+    click.echo(
+        f"repost: served {summary.served} request{plural} from {len(summary.recordings)} recording"
+        f"{'s' if len(summary.recordings) != 1 else ''}; {summary.misses} missed"
+        + (f"; {summary.redacted} answer{'s' if summary.redacted != 1 else ''} held redacted values" if summary.redacted else ""),
+        err=True,
+    )
+    if strict and summary.misses:
+        sys.exit(1)
+
+
+def _from_files(sources, scratch: str) -> str:
+    """The files imported into a scratch store (through import's own path: redacted, checked)."""
+    import os
+
+    from repost.store.importer import import_file
+
+    db = os.path.join(scratch, "served.db")
+    for source in sources:
+        import_file(source, db)
+    return db
+
+
+async def _run(db, selection, options, host, port, mode, speed, latency, as_json, extra=()):
+    import asyncio
+    import signal
+
+    from repost.store.answering import Answerer, start
+    from repost.store.database import open_database
+    from repost.store.matching import Matcher
+    from repost.store.redact import Redactor, load_key
+
+    if selection.filter_expr:
+        selection.allowed_ids = _filtered_ids(db, selection)
+    conn = open_database(db)
+    matcher = Matcher(conn, Redactor(load_key()), options, selection)
+    answerer = Answerer(matcher, speed=speed, latency=latency, on_served=_logger(as_json))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        runner, bound = await start(answerer, host if mode == "server" else "127.0.0.1", port if mode == "server" else 0)
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        if mode == "server":
+            where = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+            click.echo(f"repost: serving recordings from {db} on http://{where} (Ctrl-C to stop)", err=True)
+            await stop.wait()
+        else:
+            from .serve_proxy import run_serving_proxy
+
+            await run_serving_proxy(mode, host, port, bound, stop, list(extra))
+    finally:
+        await runner.cleanup()
+        conn.close()
+    return answerer.summary
+
+
+def _filtered_ids(db, selection) -> set[int]:
+    """A --filter (mitmproxy's language) is evaluated once, over the selection, at start."""
+    from repost.store.database import open_database
+    from repost.store.queries import select_full_flows
+
+    conn = open_database(db)
+    try:
+        return {row["id"] for row in select_full_flows(conn, selection)}
+    finally:
+        conn.close()
+
+
+def _logger(as_json: bool):
+    from .terminal import visible
+
+    def log(outcome) -> None:
+        if as_json:
+            import json
+
+            sys.stdout.write(json.dumps(outcome.as_json(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return
+        line = f"{outcome.method} {outcome.target} -> "
+        if outcome.flow_id is None:
+            line += f"miss: {outcome.miss}"
+            if outcome.closest:
+                diffs = ", ".join(f"{d['path']}: {d['a']!r} -> {d['b']!r}" for d in outcome.closest["differences"][:3])
+                line += f" (closest flow {outcome.closest['id']}{': ' + diffs if diffs else ''})"
+        else:
+            line += f"flow {outcome.flow_id}, {outcome.status}"
+            if outcome.events is not None:
+                line += f", stream {outcome.events} events"
+        click.echo(visible(line, lines=False), err=True)
+
+    return log

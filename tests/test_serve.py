@@ -1,0 +1,213 @@
+"""repost serve: recordings answer as the server (and inside the proxy), matched by meaning."""
+
+import json
+import os
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from .helpers import count_flows, free_port, list_json, port_open, post_flow, show_json, store_flows, wait_for
+from .upstream import StreamScript
+
+JSON = {"content-type": "application/json"}
+WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."]
+
+
+class Serving:
+    """`repost serve` as a real subprocess on a loopback port."""
+
+    def __init__(self, *args, env=None):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "repost.cli", "serve", "--listen-port", str(self.port), *map(str, args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, 20, what="serve to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError(self.proc.communicate()[1].decode())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def serving():
+    started = []
+
+    def start(*args, **kw):
+        s = Serving(*args, **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.stop()
+
+
+def test_requests_match_by_meaning_in_recorded_order_and_a_miss_names_the_closest(tmp_path, serving):
+    db = tmp_path / "r.db"
+    ids = store_flows(db, [
+        post_flow("http://api.test/orders", b'{"item": "book", "qty": 1, "at": "10:00"}', JSON, 201, b'{"id": 1}', JSON),
+        post_flow("http://api.test/orders", b'{"item": "book", "qty": 1, "at": "10:01"}', JSON, 201, b'{"id": 2}', JSON),
+        post_flow("http://api.test/orders", b'{"item": "book", "qty": 1, "at": "10:02"}', JSON, 201, b'{"id": 3}', JSON),
+        post_flow("http://api.test/login", b'{"user": "ada", "password": "hunter2"}', JSON, 200, b'{"ok": true}', JSON),
+        post_flow("http://api.test/search?b=2&a=1", b"", {}, 200, b"found", {"content-type": "text/plain"}),
+    ])  # fmt: skip
+    s = serving("--db", db, "--ignore", "request.body.at")
+    with httpx.Client(base_url=s.url) as c:
+        # Key order, spaces and the ignored timestamp do not count: three answers in recorded order, then the last.
+        answers = [c.post("/orders", content=b'{ "qty":1,  "at": "11:59", "item":"book"}', headers=JSON) for _ in range(4)]
+        assert [r.json()["id"] for r in answers] == [1, 2, 3, 3]
+        assert [r.headers["repost-flow"] for r in answers] == [str(i) for i in ids[:3]] + [str(ids[2])]
+        # A password redacted at capture matches any password.
+        assert c.post("/login", json={"password": "another", "user": "ada"}).json() == {"ok": True}
+        assert c.post("/search?a=1&b=2").text == "found"  # query parameters in any order
+        miss = c.post("/orders", json={"item": "book", "qty": 2, "at": "x"})
+    assert miss.status_code == 502
+    assert "repost-flow" not in miss.headers
+    body = miss.json()
+    assert body["error"] == "no recording matches"
+    assert body["closest"]["id"] in ids[:3]
+    assert body["closest"]["differences"] == [{"path": "request.body.qty", "a": 1, "b": 2}]
+    code, out, err = s.stop()
+    assert code == 0
+    assert "POST /orders -> flow" in err and "miss: no recording matches (closest flow" in err
+    assert "request.body.qty: 1 -> 2" in err
+    assert "served 6 requests from 5 recordings; 1 missed" in err
+
+
+def test_strict_exits_1_after_a_miss_and_json_lines_go_to_stdout(tmp_path, serving):
+    db = tmp_path / "r.db"
+    store_flows(db, [post_flow("http://api.test/a", b"{}", JSON, 200, b"{}", JSON)])
+    s = serving("--db", db, "--strict", "--json")
+    assert httpx.post(f"{s.url}/a", json={}).status_code == 200
+    assert httpx.post(f"{s.url}/b", json={}).status_code == 502
+    code, out, err = s.stop()
+    assert code == 1
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["path"], line["flow"] is not None) for line in lines] == [("/a", True), ("/b", False)]
+
+
+def test_a_truncated_recording_is_not_served_as_whole(tmp_path, serving):
+    from repost.store.capture import snapshot
+    from repost.store.redact import Redactor, load_key
+    from repost.store.writer import BatchWriter
+
+    db = tmp_path / "r.db"
+    writer = BatchWriter(str(db), redactor=Redactor(load_key()), max_body=10)
+    assert writer.write([snapshot(post_flow("http://api.test/big", b"{}", JSON, 200, b"x" * 100, {}))])
+    writer.close()
+    s = serving("--db", db)
+    r = httpx.post(f"{s.url}/big", json={})
+    assert r.status_code == 502 and "truncated" in r.json()["reason"]
+
+
+@pytest.fixture
+def recorded_stream(start_proxy, counting_upstream):
+    """A chat completion stream recorded through the proxy by the OpenAI SDK, ~30 ms between chunks."""
+    proxy = start_proxy()
+    counting_upstream.set_stream(StreamScript(WORDS, deadline=0.03))
+    client = openai.OpenAI(base_url=f"{counting_upstream.url}/v1", api_key="sk-test", max_retries=0,
+                           http_client=httpx.Client(proxy=proxy.url, timeout=30))  # fmt: skip
+    words = [c.choices[0].delta.content for c in client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "say it"}], stream=True)]  # fmt: skip
+    assert words == WORDS
+    wait_for(lambda: count_flows(proxy.db) == 1, 10, what="the stream recorded")
+    return proxy.db, show_json(proxy.db, 1)
+
+
+def _timed_stream(url: str) -> tuple[list[str], list[float]]:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-other", max_retries=0)
+    words, times = [], []
+    start = None
+    for chunk in client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "say it"}], stream=True):
+        now = time.monotonic()
+        start = start or now
+        words.append(chunk.choices[0].delta.content)
+        times.append((now - start) * 1000)
+    return words, times
+
+
+def test_the_openai_sdk_gets_the_recorded_stream_at_its_recorded_times(recorded_stream, serving, counting_upstream):
+    db, flow = recorded_stream
+    before = counting_upstream.count()
+    recorded = [e["t_ms"] - flow["events"][0]["t_ms"] for e in flow["events"]][: len(WORDS)]
+    s = serving("--db", db)
+    words, times = _timed_stream(s.url)
+    assert words == WORDS
+    assert recorded[-1] > 150  # the recording really took its time
+    assert statistics.median(abs(a - b) for a, b in zip(times, recorded)) < 10
+    fast = serving("--db", db, "--speed", "0")
+    words, times = _timed_stream(fast.url)
+    assert words == WORDS and times[-1] < 50  # all at once
+    # Plain (not streamed) completions too: the same answer as recorded.
+    assert counting_upstream.count() == before  # nothing reached the recorded server
+
+
+def test_an_incomplete_stream_is_cut_off_at_the_same_event(start_proxy, counting_upstream, serving):
+    proxy = start_proxy()
+    counting_upstream.set_stream(StreamScript(WORDS, cut_after=4, deadline=0.01))
+    with httpx.Client(proxy=proxy.url, timeout=30) as c, pytest.raises(httpx.HTTPError):
+        with c.stream("POST", f"{counting_upstream.url}/v1/chat/completions", json={"stream": True}) as r:
+            for _ in r.iter_lines():
+                pass
+    wait_for(lambda: count_flows(proxy.db) == 1, 10, what="the cut stream recorded")
+    s = serving("--db", proxy.db, "--speed", "0")
+    got = []
+    with httpx.Client(timeout=10) as c, pytest.raises(httpx.HTTPError):
+        with c.stream("POST", f"{s.url}/v1/chat/completions", json={"stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    got.append(json.loads(line[6:])["choices"][0]["delta"]["content"])
+    assert got == WORDS[:4]
+
+
+def test_proxy_mode_answers_https_through_mitmproxy_s_ca_and_reaches_no_server(tmp_path, confdir, tls_upstream, serving, start_proxy):
+    proxy = start_proxy("--set", f"ssl_verify_upstream_trusted_ca={tls_upstream.ca_file}")
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    trust = ssl.create_default_context(cafile=str(ca))
+    with httpx.Client(proxy=proxy.url, verify=trust, timeout=10) as c:
+        recorded = c.post(f"{tls_upstream.url}/secure", json={"tls": True})
+    wait_for(lambda: count_flows(proxy.db) == 1, 10, what="the HTTPS flow recorded")
+    proxy.stop()
+    before = tls_upstream.count()
+    # Even told to connect eagerly, the proxy never opens a connection to the real server.
+    s = serving("--db", proxy.db, "--mode", "regular", "--set", f"confdir={confdir}", "--set", "connection_strategy=eager")
+    with httpx.Client(proxy=s.url, verify=trust, timeout=10) as c:
+        answer = c.post(f"{tls_upstream.url}/secure", json={"tls": True})
+        miss = c.post(f"{tls_upstream.url}/secure", json={"tls": False})
+        other_host = c.post(f"https://localhost:{tls_upstream.port}/secure", json={"tls": True})
+    import requests
+
+    env_answer = requests.post(f"{tls_upstream.url}/secure", json={"tls": True}, proxies={"https": s.url}, verify=str(ca), timeout=10)
+    assert answer.status_code == recorded.status_code and answer.content == recorded.content
+    assert answer.headers["repost-flow"] == "1"
+    assert env_answer.status_code == recorded.status_code and env_answer.content == recorded.content
+    assert miss.status_code == 502 and other_host.status_code == 502  # the host counts in proxy modes
+    assert tls_upstream.count() == before  # nothing reached the recorded server
+
+
+def test_from_files_serves_an_exported_har_and_a_flow_file(tmp_path, serving):
+    from .helpers import repost
+
+    db = tmp_path / "r.db"
+    store_flows(db, [post_flow("http://api.test/orders", b'{"qty": 1}', JSON, 201, b'{"id": 7}', JSON)])
+    for fmt in ("har", "mitm"):
+        out = tmp_path / f"flows.{fmt}"
+        assert repost("export", "--db", str(db), "--format", fmt, "-o", str(out)).exit_code == 0
+        s = serving("--from", out)
+        r = httpx.post(f"{s.url}/orders", json={"qty": 1})
+        assert r.status_code == 201 and r.json() == {"id": 7}, fmt
+    assert list_json(db)[0]["id"] == 1
