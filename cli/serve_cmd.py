@@ -75,8 +75,14 @@ def _from_files(sources, scratch: str) -> str:
     from repost.store.importer import import_file
 
     db = os.path.join(scratch, "served.db")
+    from repost.store.database import open_database
+    from repost.store.matching import index_match_keys
+
     for source in sources:
         import_file(source, db)
+    conn = open_database(db)
+    index_match_keys(conn)  # lookups through the index from the first request on
+    conn.close()
     return db
 
 

@@ -20,6 +20,7 @@ KNOWN_MIGRATIONS = (
     "m004_streams",
     "m005_smaller_search_index",
     "m006_events_parsed_on_read",
+    "m010_serve_match_keys",
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -52,6 +52,10 @@ class MatchOptions:
     repeat: str = "last"  # after the last recording of a sequence: last | cycle | none
 
 
+DEFAULT_OPTIONS = MatchOptions()
+MATCH_META_KEY = "match_indexed_upto"
+
+
 @dataclass
 class Match:
     flow_id: int | None
@@ -139,8 +143,16 @@ class Matcher:
         with self._lock:
             self._served.clear()
 
+    def _keyed(self) -> bool:
+        """The options the stored keys were made with: then a lookup goes through their index."""
+        o = self.options
+        return not o.ignore and not o.match_headers and not o.match_secrets
+
     def _group(self, method: str, path: str, host: str | None) -> dict:
-        """{match key: [ids in recorded order]} for one (method, path[, host])."""
+        """{match key: [ids in recorded order]} for one (method, path[, host]): from the stored
+        keys when the options allow (only the flows not keyed yet are read), else all of them."""
+        if self._keyed():
+            return _KeyedGroup(self, method.upper(), path, host)
         gkey = (method.upper(), path, host)
         with self._lock:
             group = self._groups.get(gkey)
@@ -200,6 +212,69 @@ class Matcher:
         return True
 
 
+class _KeyedGroup:
+    """A group looked up through ``flows.request_match``; flows recorded since the writer last
+    made keys are keyed here on the fly."""
+
+    def __init__(self, matcher: Matcher, method: str, path: str, host: str | None):
+        from .queries import serve_candidates
+
+        self.matcher, self.method, self.path, self.host = matcher, method, path, host
+        self.fresh: dict = {}
+        since = keyed_upto(matcher.conn)
+        for cand in serve_candidates(matcher.conn, method, path, host, matcher.selection, after_id=since):
+            self.fresh.setdefault(matcher.key(matcher.meaning(cand)), []).append((cand["started_at"], cand["id"]))
+
+    def get(self, key: str) -> list[int]:
+        from .queries import serve_keyed
+
+        m = self.matcher
+        found = serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=keyed_upto(m.conn))
+        return [i for _, i in sorted(found + self.fresh.get(key, []))]
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def default_key(matcher_or_none, row: dict) -> str:
+    """The key stored for a recording: its meaning under the default options."""
+    m = matcher_or_none or _DEFAULT_MATCHER
+    return m.key(m.meaning(row))
+
+
+def keyed_upto(conn) -> int:
+    row = conn.execute("SELECT value FROM repost_meta WHERE key = ?", [MATCH_META_KEY]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def index_match_keys(conn, batch: int = 2000, limit: int | None = None) -> int:
+    """Store the match key of flows that have none yet, ``batch`` per transaction (the
+    writer does it while idle; serve keys the rest itself). Returns how many were keyed."""
+    from .queries import unkeyed_requests
+
+    done = 0
+    while limit is None or done < limit:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = unkeyed_requests(conn, keyed_upto(conn), batch)
+            if rows:
+                conn.executemany(
+                    "UPDATE flows SET request_match = ? WHERE id = ?", [(default_key(None, r), r["id"]) for r in rows]
+                )
+                conn.execute(
+                    "INSERT INTO repost_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [MATCH_META_KEY, str(rows[-1]["id"])],
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        if not rows:
+            break
+        done += len(rows)
+    return done
+
+
 def _parsed(row: dict) -> dict:
     """A row with its request headers as ``[[name, value], ...]`` (stored rows hold JSON text)."""
     if isinstance(row.get("request_headers"), str):
@@ -214,3 +289,6 @@ def _same(recorded, incoming, match_secrets: bool) -> bool:
     if isinstance(recorded, str) and recorded.startswith(REDACTED_PREFIX) and not match_secrets:
         return True
     return recorded == incoming and type(recorded) is type(incoming)
+
+
+_DEFAULT_MATCHER = Matcher(None, None, DEFAULT_OPTIONS)

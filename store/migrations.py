@@ -138,3 +138,12 @@ def m006_events_parsed_on_read(db: Database) -> None:
     # running and writing to it. This marker makes an earlier repost refuse the file
     # rather than show new streams without their events.
     pass
+
+
+@migrations()
+def m010_serve_match_keys(db: Database) -> None:
+    # serve finds the recordings that answer a request through this key (a hash of the
+    # request's meaning: method, path, query and body by shape, redacted values as
+    # wildcards), filled by the writer while idle like the search index.
+    db.execute("ALTER TABLE flows ADD COLUMN request_match TEXT")
+    db.execute("CREATE INDEX idx_flows_request_match ON flows(request_match)")

@@ -184,9 +184,12 @@ def _serve_where(method: str, path: str | None, host: str | None, selection) -> 
     return (f"{where} AND {joined}" if where else f" WHERE {joined}"), params + extra
 
 
-def serve_candidates(conn: sqlite3.Connection, method: str, path: str, host: str | None, selection=None, limit: int | None = None):
+def serve_candidates(conn: sqlite3.Connection, method: str, path: str, host: str | None, selection=None,
+                     limit: int | None = None, after_id: int = 0):  # fmt: skip
     """The recordings of one method and path (and host), in recorded order, request side only."""
     where, params = _serve_where(method, path, host, selection)
+    if after_id:
+        where, params = where + " AND id > ?", params + [after_id]
     page = f" LIMIT {int(limit)}" if limit else ""
     return _dicts(conn.execute(f"SELECT {_SERVE_COLUMNS} FROM flows{where} ORDER BY started_at, id{page}", params))
 
@@ -200,3 +203,14 @@ def closest_candidates(conn: sqlite3.Connection, method: str, path: str, host: s
         if rows:
             return rows
     return []
+
+
+def serve_keyed(conn: sqlite3.Connection, key: str, method: str, path: str, host: str | None, selection, upto_id: int) -> list:
+    """[(started_at, id)] of the selected recordings whose stored match key is ``key``."""
+    where, params = _serve_where(method, path, host, selection)
+    sql = f"SELECT started_at, id FROM flows INDEXED BY idx_flows_request_match{where} AND request_match = ? AND id <= ?"
+    return [tuple(r) for r in conn.execute(sql, params + [key, upto_id])]
+
+
+def unkeyed_requests(conn: sqlite3.Connection, after_id: int, batch: int) -> list[dict]:
+    return _dicts(conn.execute(f"SELECT {_SERVE_COLUMNS} FROM flows WHERE id > ? ORDER BY id LIMIT ?", [after_id, batch]))

@@ -70,6 +70,7 @@ class BatchWriter:
 
     def idle(self, budget: int = 500) -> None:
         """Spare time: index up to ``budget`` flows' bodies for full-text search."""
+        from .matching import index_match_keys
         from .search import index_pending
 
         if self._unwritten:
@@ -77,6 +78,7 @@ class BatchWriter:
             return
         try:
             index_pending(self._conn, batch=budget, limit=budget)
+            index_match_keys(self._conn, batch=budget, limit=budget)
         except sqlite3.Error as e:
             log.debug("repost: search indexing postponed: %s", e)
 

@@ -56,7 +56,8 @@ def serving():
             s.stop()
 
 
-def test_requests_match_by_meaning_in_recorded_order_and_a_miss_names_the_closest(tmp_path, serving):
+@pytest.mark.parametrize("keyed", [False, True], ids=["fresh", "keyed-by-the-writer"])
+def test_requests_match_by_meaning_in_recorded_order_and_a_miss_names_the_closest(tmp_path, serving, keyed):
     db = tmp_path / "r.db"
     ids = store_flows(db, [
         post_flow("http://api.test/orders", b'{"item": "book", "qty": 1, "at": "10:00"}', JSON, 201, b'{"id": 1}', JSON),
@@ -65,6 +66,13 @@ def test_requests_match_by_meaning_in_recorded_order_and_a_miss_names_the_closes
         post_flow("http://api.test/login", b'{"user": "ada", "password": "hunter2"}', JSON, 200, b'{"ok": true}', JSON),
         post_flow("http://api.test/search?b=2&a=1", b"", {}, 200, b"found", {"content-type": "text/plain"}),
     ])  # fmt: skip
+    if keyed:  # the match keys the writer stores while idle: the lookups go through their index
+        from repost.store.database import open_database
+        from repost.store.matching import index_match_keys
+
+        conn = open_database(db)
+        assert index_match_keys(conn) == len(ids)
+        conn.close()
     s = serving("--db", db, "--ignore", "request.body.at")
     with httpx.Client(base_url=s.url) as c:
         # Key order, spaces and the ignored timestamp do not count: three answers in recorded order, then the last.
@@ -86,6 +94,23 @@ def test_requests_match_by_meaning_in_recorded_order_and_a_miss_names_the_closes
     assert "POST /orders -> flow" in err and "miss: no recording matches (closest flow" in err
     assert "request.body.qty: 1 -> 2" in err
     assert "served 6 requests from 5 recordings; 1 missed" in err
+
+
+def test_stored_keys_answer_like_fresh_ones(tmp_path, serving):
+    from repost.store.database import open_database
+    from repost.store.matching import index_match_keys
+
+    db = tmp_path / "r.db"
+    flows = [post_flow("http://api.test/pay", b'{"card": "4242", "token": "tok_%d", "n": 1}' % i, JSON, 201, b'{"id": %d}' % i, JSON)
+             for i in range(3)]  # fmt: skip
+    ids = store_flows(db, flows[:2])
+    conn = open_database(db)
+    index_match_keys(conn)
+    conn.close()
+    ids += store_flows(db, flows[2:])  # recorded after the writer made keys: keyed on the fly
+    s = serving("--db", db)
+    got = [httpx.post(f"{s.url}/pay", json={"n": 1, "token": "tok_live", "card": "4242"}).headers["repost-flow"] for _ in range(4)]
+    assert got == [str(i) for i in ids] + [str(ids[-1])]
 
 
 def test_strict_exits_1_after_a_miss_and_json_lines_go_to_stdout(tmp_path, serving):
