@@ -22,13 +22,17 @@ from .options import db_option, json_option, selection_options
 @click.option("--match-secrets", is_flag=True, help="A value redacted at capture matches only a value with the same fingerprint (default: any value).")
 @click.option("--repeat", type=click.Choice(["last", "cycle", "none"]), default="last", show_default=True,
               help="When several recordings match, they answer in recorded order; then: the last one again, the sequence again, or a miss.")  # fmt: skip
+@click.option("--on-miss", type=click.Choice(["error", "forward"]), default="error", show_default=True,
+              help="error: a miss answers 502 and nothing leaves. forward: send it on (--to URL in server mode; the request's own destination in the proxy modes) and record the exchange; unsafe writes only with --yes.")  # fmt: skip
+@click.option("--to", "to_url", metavar="URL", help="Where --on-miss forward sends requests: scheme://host[:port].")
+@click.option("-y", "--yes", is_flag=True, help="Consent to forwarding unsafe (non-idempotent) writes that miss.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Streams keep their recorded chunk times divided by this (0: no delays).")
 @click.option("--latency", is_flag=True, help="Delay plain responses by their recorded duration too (divided by --speed).")
 @click.option("--set", "extra", multiple=True, metavar="OPTION=VALUE", help="Any other mitmproxy option, in the proxy modes (repeatable), e.g. --set confdir=~/.mitmproxy.")
 @click.option("--strict", is_flag=True, help="Exit 1 at the end if any request missed.")
 @json_option
 def serve(db_path, sources, selection, listen_host, listen_port, mode, ignores, match_headers, match_secrets, repeat,
-          speed, latency, extra, strict, as_json):  # fmt: skip
+          on_miss, to_url, yes, speed, latency, extra, strict, as_json):  # fmt: skip
     """Answer requests with recorded responses, matched by meaning.
 
     A request matches a recording with the same method, path, query parameters
@@ -52,11 +56,25 @@ def serve(db_path, sources, selection, listen_host, listen_port, mode, ignores, 
 
     from repost.store.matching import MatchOptions
 
+    to = None
+    if to_url:
+        from .replay import parse_target
+
+        try:
+            target = parse_target(to_url)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--to") from None
+        to = (target.scheme, target.host, target.port)
+    if on_miss == "forward" and sources:
+        raise click.UsageError("--on-miss forward records into a database: serve it with --db, not --from")
+    if on_miss == "forward" and mode == "server" and to is None:
+        raise click.UsageError("--on-miss forward in server mode needs --to URL (where to send what misses)")
+    forward = dict(to=to, consent=yes) if on_miss == "forward" else None
     options = MatchOptions(ignore=list(ignores), match_headers=list(match_headers), match_secrets=match_secrets,
                            match_host=mode != "server", repeat=repeat)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="repost-serve-") as scratch:
         db = _from_files(sources, scratch) if sources else db_path
-        summary = asyncio.run(_run(db, selection, options, listen_host, listen_port, mode, speed, latency, as_json, extra))
+        summary = asyncio.run(_run(db, selection, options, listen_host, listen_port, mode, speed, latency, as_json, extra, forward))
     plural = "s" if summary.served != 1 else ""
     click.echo(
         f"repost: served {summary.served} request{plural} from {len(summary.recordings)} recording"
@@ -86,7 +104,7 @@ def _from_files(sources, scratch: str) -> str:
     return db
 
 
-async def _run(db, selection, options, host, port, mode, speed, latency, as_json, extra=()):
+async def _run(db, selection, options, host, port, mode, speed, latency, as_json, extra=(), forward=None):
     import asyncio
     import signal
 
@@ -98,8 +116,15 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
     if selection.filter_expr:
         selection.allowed_ids = _filtered_ids(db, selection)
     conn = open_database(db)
-    matcher = Matcher(conn, Redactor(load_key()), options, selection)
-    answerer = Answerer(matcher, speed=speed, latency=latency, on_served=_logger(as_json))
+    redactor = Redactor(load_key())
+    matcher = Matcher(conn, redactor, options, selection)
+    forwarder = None
+    if forward is not None:
+        from repost.store.forwarding import Forwarder
+        from repost.store.rules import READ_ONLY, get_rules
+
+        forwarder = Forwarder(db, redactor, to=forward["to"], consent=forward["consent"], rules=get_rules(conn, READ_ONLY))
+    answerer = Answerer(matcher, speed=speed, latency=latency, on_served=_logger(as_json), forwarder=forwarder)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,6 +144,8 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
             await run_serving_proxy(mode, host, port, bound, stop, list(extra))
     finally:
         await runner.cleanup()
+        if forwarder is not None:
+            await forwarder.close()
         conn.close()
     return answerer.summary
 

@@ -56,11 +56,12 @@ class Summary:
 class Answerer:
     """Turns aiohttp requests into recorded answers; ``on_served`` hears about each one."""
 
-    def __init__(self, matcher: Matcher, *, speed: float = 1.0, latency: bool = False, on_served=None):
+    def __init__(self, matcher: Matcher, *, speed: float = 1.0, latency: bool = False, on_served=None, forwarder=None):
         self.matcher = matcher
         self.speed = speed
         self.latency = latency
         self.on_served = on_served
+        self.forwarder = forwarder  # on a miss: forward and record (--on-miss forward)
         self.summary = Summary()
 
     async def handle(self, request):
@@ -73,6 +74,14 @@ class Answerer:
         flow = get_flow(self.matcher.conn, match.flow_id) if match.flow_id is not None else None
         if flow is not None and flow["response_truncated"]:
             match.flow_id, match.reason, flow = None, f"recording {flow['id']} was stored truncated: it cannot be served whole", None
+        if flow is None and self.forwarder is not None:
+            forwarded = await self.forwarder.forward(req)
+            if forwarded.flow_id is not None:
+                self.matcher.forget(req)
+                flow = get_flow(self.matcher.conn, forwarded.flow_id)
+                match.reason = None
+            else:
+                match.reason = f"{match.reason}; not forwarded: {forwarded.reason}"
         if flow is None:
             self.summary.misses += 1
             body = {"error": MISS_ERROR, "reason": match.reason, "closest": match.closest}

@@ -138,6 +138,12 @@ class Matcher:
             return Match(ids[-1])
         return Match(None, reason=f"the {len(ids)} matching recording{'s' if len(ids) != 1 else ''} were all served (--repeat none)")
 
+    def forget(self, req: IncomingRequest) -> None:
+        """A recording was added for this request's group (a forwarded miss): read it again."""
+        with self._lock:
+            for gkey in [k for k in self._groups if k[0] == req.method.upper()]:
+                del self._groups[gkey]
+
     def reset(self) -> None:
         """Every sequence starts again from its first recording (a new test)."""
         with self._lock:

@@ -236,3 +236,24 @@ def test_from_files_serves_an_exported_har_and_a_flow_file(tmp_path, serving):
         r = httpx.post(f"{s.url}/orders", json={"qty": 1})
         assert r.status_code == 201 and r.json() == {"id": 7}, fmt
     assert list_json(db)[0]["id"] == 1
+
+
+def test_on_miss_forward_records_new_episodes_and_asks_consent_for_writes(tmp_path, serving, counting_upstream):
+    db = tmp_path / "r.db"
+    store_flows(db, [post_flow("http://api.test/known", b"{}", JSON, 200, b'{"known": true}', JSON)])
+    s = serving("--db", db, "--on-miss", "forward", "--to", counting_upstream.url)
+    assert httpx.post(f"{s.url}/known", json={}).json() == {"known": True}
+    assert counting_upstream.count() == 0
+    write = httpx.post(f"{s.url}/orders", json={"item": "book"})
+    assert write.status_code == 502 and "needs --yes" in write.json()["reason"]
+    assert counting_upstream.count() == 0  # an unsafe write is not forwarded without consent
+    keyed = httpx.post(f"{s.url}/pay", json={"amount": 5}, headers={"Idempotency-Key": "k-1"})
+    assert keyed.status_code == 201 and counting_upstream.count("/pay") == 1  # keyed: safe to forward
+    again = httpx.post(f"{s.url}/pay", json={"amount": 5}, headers={"Idempotency-Key": "k-1"})
+    assert again.headers["repost-flow"] == keyed.headers["repost-flow"]  # now served from the new recording
+    assert counting_upstream.count("/pay") == 1
+    s.stop()
+    consenting = serving("--db", db, "--on-miss", "forward", "--to", counting_upstream.url, "--yes")
+    assert httpx.post(f"{consenting.url}/orders", json={"item": "book"}).status_code < 300
+    assert counting_upstream.count("/orders") == 1
+    assert len(list_json(db)) == 3
