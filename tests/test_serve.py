@@ -257,3 +257,24 @@ def test_on_miss_forward_records_new_episodes_and_asks_consent_for_writes(tmp_pa
     assert httpx.post(f"{consenting.url}/orders", json={"item": "book"}).status_code < 300
     assert counting_upstream.count("/orders") == 1
     assert len(list_json(db)) == 3
+
+
+def test_the_anthropic_sdk_gets_the_recorded_stream(start_proxy, counting_upstream, serving):
+    import anthropic
+
+    from .upstream import ANTHROPIC_WORDS
+
+    def words(base_url, http_client=None):
+        client = anthropic.Anthropic(base_url=base_url, api_key="sk-ant-test", max_retries=0, http_client=http_client)
+        with client.messages.stream(model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as stream:
+            return list(stream.text_stream)
+
+    proxy = start_proxy()
+    assert words(counting_upstream.url, httpx.Client(proxy=proxy.url, timeout=30)) == ANTHROPIC_WORDS
+    wait_for(lambda: count_flows(proxy.db) == 1, 10, what="the stream recorded")
+    before = counting_upstream.count()
+    s = serving("--db", proxy.db)
+    assert words(s.url) == ANTHROPIC_WORDS
+    assert counting_upstream.count() == before
+    code, _, err = s.stop()
+    assert "POST /v1/messages -> flow 1, 200, stream" in err

@@ -135,6 +135,31 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+ANTHROPIC_WORDS = ["Hello", " from", " a", " recorded", " stream", "."]
+
+
+async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+    """An Anthropic Messages stream, in the documented event shapes, ~20 ms between text deltas."""
+    await request.read()
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    message = {"id": "msg_test", "type": "message", "role": "assistant", "content": [], "model": "claude-test",
+               "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1}}  # fmt: skip
+    events = [("message_start", {"type": "message_start", "message": message}),
+              ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})]  # fmt: skip
+    events += [("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})
+               for w in ANTHROPIC_WORDS]  # fmt: skip
+    events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                  "usage": {"output_tokens": len(ANTHROPIC_WORDS)}}),
+               ("message_stop", {"type": "message_stop"})]  # fmt: skip
+    for name, data in events:
+        await resp.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        await asyncio.sleep(0.02)  # paced, so that a recording has times to keep
+    await resp.write_eof()
+    return resp
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     """`size` bytes of a repeating pattern, with a Content-Length, written 1 MB at a time."""
     size = int(request.query["size"])
@@ -193,6 +218,7 @@ def make_app() -> web.Application:
     app[STREAM_SCRIPT] = {"script": StreamScript(["Hello", " world"])}
     app.router.add_route("POST", "/pay", pay)
     app.router.add_route("POST", "/v1/chat/completions", chat_stream)
+    app.router.add_route("POST", "/v1/messages", anthropic_messages)
     app.router.add_route("GET", "/download", download)
     app.router.add_route("POST", "/upload", upload)
     app.router.add_route("*", "/gzip", gzipped)
