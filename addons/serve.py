@@ -28,10 +28,11 @@ class ServeRecordings:
     def load(self, loader) -> None:
         loader.add_option("repost_serve_db", str, "", "repost database whose recordings answer every request.")
         loader.add_option("repost_serve_speed", float, 1.0, "Streams keep their recorded times divided by this (0: none).")
+        loader.add_option("repost_serve_port", int, 0, "Send requests to an answering server already on this loopback port.")
 
     def configure(self, updated) -> None:
-        if "connection_strategy" in updated or not updated:
-            pass
+        if "repost_serve_port" in updated and ctx.options.repost_serve_port:
+            self.port = ctx.options.repost_serve_port
         # Never connect to the real server before a request is answered (nothing may reach it).
         if ctx.options.connection_strategy != "lazy":
             ctx.options.update(connection_strategy="lazy")

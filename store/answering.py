@@ -37,6 +37,7 @@ class Served:
     miss: str | None = None
     closest: dict | None = None
     redacted: bool = False
+    forwarded: bool = False  # answered by the real server (--on-miss forward; the plugin's record mode)
 
     def as_json(self) -> dict:
         return {
@@ -62,6 +63,7 @@ class Answerer:
         self.latency = latency
         self.on_served = on_served
         self.forwarder = forwarder  # on a miss: forward and record (--on-miss forward)
+        self.always_forward = False  # every request to the real server, recorded (the plugin's record mode)
         self.summary = Summary()
 
     async def handle(self, request):
@@ -70,7 +72,13 @@ class Answerer:
         from .queries import get_flow
 
         req = await _incoming(request)
-        match = self.matcher.match(req)
+        if self.always_forward and self.forwarder is not None:
+            from .matching import Match
+
+            match = Match(None, None, "recording")
+        else:
+            match = self.matcher.match(req)
+        forwarded = False
         flow = get_flow(self.matcher.conn, match.flow_id) if match.flow_id is not None else None
         if flow is not None and flow["response_truncated"]:
             match.flow_id, match.reason, flow = None, f"recording {flow['id']} was stored truncated: it cannot be served whole", None
@@ -80,6 +88,7 @@ class Answerer:
                 self.matcher.forget(req)
                 flow = get_flow(self.matcher.conn, forwarded.flow_id)
                 match.reason = None
+                forwarded = True
             else:
                 match.reason = f"{match.reason}; not forwarded: {forwarded.reason}"
         if flow is None:
@@ -87,7 +96,7 @@ class Answerer:
             body = {"error": MISS_ERROR, "reason": match.reason, "closest": match.closest}
             self._tell(Served(req.method, req.target, None, 502, miss=match.reason, closest=match.closest))
             return web.json_response(body, status=502)
-        outcome = Served(req.method, req.target, flow["id"], flow["status"])
+        outcome = Served(req.method, req.target, flow["id"], flow["status"], forwarded=forwarded)
         self.summary.served += 1
         self.summary.recordings.add(flow["id"])
         if _holds_redacted(flow):

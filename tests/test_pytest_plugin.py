@@ -1,0 +1,113 @@
+"""The pytest plugin, tested with pytester: record, replay (network gone), misses, clients of every kind."""
+
+import shutil
+
+import pytest
+
+from .upstream import Upstream
+
+pytest_plugins = ["pytester"]
+
+CLIENTS = '''
+import json
+import os
+import subprocess
+
+import httpx
+import openai
+import pytest
+import requests
+
+UPSTREAM = os.environ["UPSTREAM"]
+QTY = int(os.environ.get("QTY", "1"))
+
+
+@pytest.mark.repost(upstream=UPSTREAM)
+def test_httpx(repost):
+    r = httpx.post(f"{repost.url}/orders", json={"item": "book", "qty": QTY})
+    assert r.status_code == 201 and json.loads(r.json()["body"]) == {"item": "book", "qty": QTY}
+
+
+@pytest.mark.repost(upstream=UPSTREAM)
+def test_requests(repost):
+    r = requests.post(f"{repost.url}/orders", data={"item": "pen", "qty": str(QTY)})
+    assert r.status_code == 201 and r.json()["body"] == f"item=pen&qty={QTY}"
+
+
+@pytest.mark.repost(upstream=UPSTREAM)
+def test_subprocesses(repost):
+    env = {**os.environ, **repost.env}
+    curl = subprocess.run(["curl", "-sS", "-f", "-d", f"qty={QTY}", f"{repost.url}/curl"], env=env, capture_output=True, text=True)
+    assert curl.returncode == 0, curl.stderr
+    node = subprocess.run(["node", "-e", "fetch(process.env.REPOST_URL + '/node', {method: 'POST', body: JSON.stringify({qty: %d})})"
+                           ".then(r => r.text()).then(t => console.log(t))" % QTY], env=env, capture_output=True, text=True)
+    assert node.returncode == 0, node.stderr
+    assert json.loads(node.stdout)["path"] == "/node"
+
+
+@pytest.mark.repost(upstream=UPSTREAM)
+def test_openai_stream(repost):
+    client = openai.OpenAI(base_url=f"{repost.url}/v1", api_key="sk-test", max_retries=0)
+    words = [c.choices[0].delta.content for c in client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "say it %d" % QTY}], stream=True)]
+    assert "".join(words) == "Hello world"
+'''
+
+
+def run(pytester, upstream_url, *args, qty=1):
+    pytester.makepyfile(test_clients=CLIENTS)
+    import os
+
+    os.environ["UPSTREAM"] = upstream_url
+    os.environ["QTY"] = str(qty)
+    try:
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    finally:
+        del os.environ["UPSTREAM"], os.environ["QTY"]
+
+
+@pytest.mark.skipif(not shutil.which("node") or not shutil.which("curl"), reason="needs node and curl")
+def test_record_then_replay_without_the_network_then_a_changed_request_fails_readably(pytester):
+    upstream = Upstream().start()
+    url = upstream.url
+    try:
+        recorded = run(pytester, url, "--repost-mode=record")
+        recorded.assert_outcomes(passed=4)
+        fixtures = pytester.path / "tests" / "fixtures" / "test_clients"
+        files = {p.name: p.read_bytes() for p in sorted(fixtures.glob("*.har"))}
+        assert set(files) == {"test_httpx.har", "test_requests.har", "test_subprocesses.har", "test_openai_stream.har"}
+        assert upstream.count() == 5
+        again = run(pytester, url, "--repost-mode=record")  # the same traffic, recorded again
+        again.assert_outcomes(passed=4)
+        assert {p.name: p.read_bytes() for p in sorted(fixtures.glob("*.har"))} == files  # byte for byte
+    finally:
+        upstream.stop()  # from here on the network is gone
+    replayed = run(pytester, url)
+    replayed.assert_outcomes(passed=4)
+    changed = run(pytester, url, qty=2)
+    changed.assert_outcomes(failed=4)
+    out = changed.stdout.str()
+    assert "repost: 1 request(s) matched no recording:" in out
+    assert "POST /orders: no recording matches" in out
+    assert "request.body.qty: recorded 1, sent 2" in out
+    assert "request.body.qty: recorded '1', sent '2'" in out  # the form field, as text
+
+
+def test_a_missing_fixture_file_says_how_to_record_it(pytester):
+    pytester.makepyfile("""
+        def test_x(repost):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert "no fixture file" in result.stdout.str() and "--repost-mode=record" in result.stdout.str()
+
+
+def test_the_plugin_stays_off_for_tests_that_do_not_ask(pytester):
+    pytester.makepyfile("""
+        import threading
+
+        def test_x():
+            assert not any(t.name == "repost-serve" for t in threading.enumerate())
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
