@@ -2,8 +2,9 @@
 
 Plain mitmproxy buffers a response until it ends: a chat completion that streams
 for ten seconds shows nothing for ten seconds. The recorder sets a ``BodyTee``
-as the body's ``stream`` for event streams (SSE, NDJSON) and for bodies above
-the size cap: every chunk goes on to the other side at once, and the tee keeps
+as the body's ``stream`` for event streams (SSE, NDJSON), for bodies above
+the size cap, and for bodies of unknown length (chunked uploads and downloads):
+every chunk goes on to the other side at once, and the tee keeps
 the first ``cap`` bytes, the running SHA-256 and size, and, for event streams,
 when each chunk arrived. Memory stays flat whatever the body's size.
 """
@@ -16,7 +17,7 @@ from repost.store.sse import is_stream_type
 
 
 class BodyTee:
-    __slots__ = ("cap", "prefix", "size", "hash", "complete", "chunks", "t0")
+    __slots__ = ("cap", "prefix", "size", "hash", "complete", "chunks", "t0", "last")
 
     def __init__(self, cap: int, t0: float | None = None):
         self.cap = cap
@@ -26,13 +27,15 @@ class BodyTee:
         self.complete = False
         self.chunks: list | None = [] if t0 is not None else None
         self.t0 = t0
+        self.last: float | None = None  # when the last chunk arrived: a cut-off body's end
 
     def __call__(self, data: bytes) -> bytes:
         if not data:  # mitmproxy's end-of-stream call
             self.complete = True
             return data
+        self.last = now = time.time()
         if self.chunks is not None:
-            self.chunks.append((round((time.time() - self.t0) * 1000, 3), len(data)))
+            self.chunks.append((round((now - self.t0) * 1000, 3), len(data)))
         self.size += len(data)
         self.hash.update(data)
         room = self.cap - len(self.prefix)
@@ -45,30 +48,47 @@ class BodyTee:
 
 
 def declared_size(headers) -> int | None:
+    """The body's length as its headers declare it; None when unknown (chunked,
+    or read until the connection closes): Transfer-Encoding overrides Content-Length."""
+    if "transfer-encoding" in headers:
+        return None
     try:
         return int(headers.get("content-length", ""))
     except ValueError:
         return None
 
 
+def _needs_tee(headers, cap: int) -> bool:
+    # A body of unknown length is teed from the start: left to mitmproxy, one
+    # that outgrows stream_large_bodies is switched to a plain stream half-way
+    # (no hook runs then) and would be recorded with no body at all. Bodies of a
+    # known small length stay buffered: that is cheaper than a tee.
+    size = declared_size(headers)
+    return size is None or size > cap
+
+
 def tee_request(flow, cap: int) -> None:
-    """Stream a request body above the cap (an upload) through a tee."""
-    size = declared_size(flow.request.headers)
-    if size is not None and size > cap:
+    """Stream a request body above the cap, or of unknown length, through a tee.
+
+    A request with no body at all never calls the tee: its result is then an
+    empty, complete-enough body, as mitmproxy's own would be."""
+    if _needs_tee(flow.request.headers, cap):
         tee = BodyTee(cap)
         flow.request.stream = tee
         flow.metadata.setdefault("repost_tees", {})["request"] = tee
 
 
 def tee_response(flow, cap: int) -> None:
-    """Stream an event stream, or a response body above the cap, through a tee."""
+    """Stream an event stream, or a response body above the cap or of unknown
+    length, through a tee. Arrival times are kept for event streams, and for
+    bodies of unknown length (a stream that names no stream type)."""
     response = flow.response
     if is_stream_type(response.headers.get("content-type")):
         tee = BodyTee(cap, t0=response.timestamp_start or time.time())
     else:
         size = declared_size(response.headers)
-        if size is None or size <= cap:
+        if size is not None and size <= cap:
             return
-        tee = BodyTee(cap)
+        tee = BodyTee(cap, t0=response.timestamp_start or time.time()) if size is None else BodyTee(cap)
     response.stream = tee
     flow.metadata.setdefault("repost_tees", {})["response"] = tee
