@@ -171,9 +171,15 @@ def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
 
 
 def _events(con, flow: dict) -> None:
+    from repost.store.assemble import assembles, event_names
+
     events = flow["events"]
     con.print()
-    con.print(f"[dim]\\[{len(events)} events, streamed; `repost show {flow['id']} --stream` assembles the text][/]")
+    if assembles(events):
+        hint = f"`repost show {flow['id']} --stream` assembles the text"
+    else:
+        hint = "event names: " + ", ".join(event_names(events))
+    con.print(f"[dim]\\[{len(events)} events, streamed; {_escape(hint)}][/]")
     lines = []
     for e in events:
         t = f"{e['t_ms']:>9.1f} ms" if e["t_ms"] is not None else "        -   "
