@@ -62,3 +62,31 @@ def test_json_of_a_body_above_the_json_cap_is_cut_and_says_so(tmp_path):
     assert resp["body_cut"] is True and "first 10,485,760 bytes" in resp["note"]
     assert len(resp["body"].encode()) <= JSON_BODY_CAP and text.startswith(resp["body"])
     assert resp["truncated"] is False and resp["size"] == len(wire) and resp["sha256"] == sha256(wire).hexdigest()
+
+
+def test_json_of_a_huge_stream_keeps_its_events_within_the_cap(tmp_path):
+    import time
+
+    from repost.cli.flowview import JSON_EVENTS_CAP
+    from repost.store.capture import Streamed, make_snapshot
+    from repost.store.writer import BatchWriter
+
+    db = tmp_path / "stream.db"
+    event = b"data: " + b"x" * (1024 * 1024) + b"\n\n"
+    raw = event * 24  # 24 MB of event data, above the cap
+    now = time.time()
+    snap = make_snapshot(
+        flow_id="big-stream", started=now, method="POST", scheme="http", host="127.0.0.1", port=80, target="/s",
+        headers=[], body=b"", error=None,
+        response=(200, "OK", "HTTP/1.1", [(b"Content-Type", b"text/event-stream")],
+                  Streamed(raw, len(raw), sha256(raw).hexdigest(), True, ((1.0, len(raw)),)), now + 1),
+    )  # fmt: skip
+    writer = BatchWriter(str(db), redactor=None, max_body=64 * 1024 * 1024)
+    assert writer.write([snap])
+    writer.close()
+    out = repost("show", "1", "--db", str(db), "--json").output
+    assert len(out) < 40 * 1024 * 1024
+    flow = json.loads(out)
+    assert flow["events_cut"] is True and 0 < len(flow["events"]) < 24
+    assert sum(len(e["data"]) for e in flow["events"]) <= JSON_EVENTS_CAP
+    assert flow["response"]["body_cut"] is True and flow["response"]["size"] == len(raw)
