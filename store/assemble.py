@@ -21,6 +21,7 @@ skipped. Hostile streams cost one ``json.loads`` per event, no more.
 """
 
 import json
+import re
 from collections import namedtuple
 
 # tool_calls: [ToolCall, ...] in the order they started.
@@ -77,12 +78,19 @@ def assembles(events) -> bool:
     return any(_read(doc, name, [], sink) for doc, name in _documents(events))
 
 
+# An event the readers below can use names one of these keys (or is named for its
+# type): the rest of a long stream is skipped without parsing its JSON.
+_MARKERS = re.compile(r'"(?:choices|candidates|message|response|type)"')
+
+
 def _documents(events):
-    """(JSON object, event name) for each event whose data is a JSON object."""
+    """(JSON object, event name) for each event whose data is a JSON object that may be known."""
     for event in events:
         name, data = _name_and_data(event)
         if not data.lstrip()[:1] == "{":
             continue  # [DONE], pings, plain text
+        if name not in _BY_TYPE and not _MARKERS.search(data):
+            continue
         try:
             doc = json.loads(data)
         except ValueError:
@@ -237,7 +245,7 @@ def event_names(events, limit: int = 10) -> list[str]:
     seen: dict[str, None] = {}
     for event in events:
         name, data = _name_and_data(event)
-        if name == "message" and data.lstrip().startswith("{"):
+        if name == "message" and '"type"' in data and data.lstrip().startswith("{"):
             try:
                 doc = json.loads(data)
             except ValueError:
