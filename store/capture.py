@@ -53,10 +53,11 @@ def snapshot(flow, replay_of: int | None = None) -> tuple:
     tees = flow.metadata.get("repost_tees")  # set only for bodies that may stream
     return (
         flow.id, rd.timestamp_start, rd.method, rd.scheme, rd.host, rd.port, rd.path, rd.http_version,
-        rd.headers.fields, _teed(rd.content, tees, "request"),
+        rd.headers.fields, _teed(rd.content, tees, "request") if tees else rd.content,
         None if sd is None else (
-            sd.status_code, sd.reason, sd.http_version, sd.headers.fields, _teed(sd.content, tees, "response"),
-            sd.timestamp_end or _last_arrival(tees) or sd.timestamp_start,
+            sd.status_code, sd.reason, sd.http_version, sd.headers.fields,
+            _teed(sd.content, tees, "response") if tees else sd.content,
+            sd.timestamp_end or (tees and _last_arrival(tees)) or sd.timestamp_start,
         ),
         None if err is None else (err.msg, err.timestamp),
         replay_of,
@@ -66,7 +67,7 @@ def snapshot(flow, replay_of: int | None = None) -> tuple:
 def _teed(content, tees, side: str):
     """What went through the side's tee; but a body that turned out not to stream
     (none at all, say: mitmproxy then skips the tee) is the one mitmproxy kept."""
-    if content is None and tees and side in tees:
+    if content is None and side in tees:
         return tees[side].result()
     return content
 
@@ -75,7 +76,7 @@ def _last_arrival(tees) -> float | None:
     """When the last chunk of a streamed response arrived: the end of one that was
     cut off (mitmproxy gives it no end time; its headers' time would make a long
     stream look instant)."""
-    tee = tees.get("response") if tees else None
+    tee = tees.get("response")
     return tee.last if tee is not None else None
 
 
