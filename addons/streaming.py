@@ -79,9 +79,8 @@ def tee_request(flow, cap: int) -> None:
 
 
 def tee_response(flow, cap: int) -> None:
-    """Stream an event stream, or a response body above the cap or of unknown
-    length, through a tee. Arrival times are kept for event streams, and for
-    bodies of unknown length (a stream that names no stream type)."""
+    """Stream an event stream (keeping when each chunk arrived), or a response
+    body above the cap or of unknown length, through a tee."""
     response = flow.response
     if is_stream_type(response.headers.get("content-type")):
         tee = BodyTee(cap, t0=response.timestamp_start or time.time())
@@ -89,6 +88,22 @@ def tee_response(flow, cap: int) -> None:
         size = declared_size(response.headers)
         if size is not None and size <= cap:
             return
-        tee = BodyTee(cap, t0=response.timestamp_start or time.time()) if size is None else BodyTee(cap)
+        tee = BodyTee(cap)
     response.stream = tee
     flow.metadata.setdefault("repost_tees", {})["response"] = tee
+
+
+def settle(flow, side: str) -> None:
+    """A body that streamed through whole and within the cap becomes the flow's
+    content again, as if mitmproxy had buffered it: filters on bodies (``~bq``,
+    ``~bs``), later addons and mitmweb see it, and it is recorded as any other.
+    Call when the side has ended (the ``request`` / ``response`` hooks). Event
+    streams keep their tee: it holds when each chunk arrived."""
+    tees = flow.metadata.get("repost_tees")
+    tee = tees.get(side) if tees else None
+    if tee is None or not tee.complete or tee.chunks is not None or tee.size > tee.cap:
+        return
+    message = flow.request if side == "request" else flow.response
+    if message is not None and message.data.content is None:
+        message.data.content = bytes(tee.prefix)
+        del tees[side]

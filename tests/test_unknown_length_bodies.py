@@ -89,3 +89,28 @@ def test_a_cut_off_stream_lasts_until_its_last_chunk(start_proxy, counting_upstr
     last = flow["events"][-1]["t_ms"]
     assert last >= 800  # three waits of 0.3 s
     assert flow["duration_ms"] >= last
+
+
+def test_body_filters_still_see_a_small_chunked_upload_and_response(start_proxy, counting_upstream):
+    # Streamed through the tee, a small body is the flow's content again once it has ended.
+    proxy = start_proxy("--filter", "~bq zanzibar & ~bs zanzibar")
+    with httpx.Client(proxy=proxy.url, timeout=10) as c:
+        r = c.post(f"{counting_upstream.url}/echo", content=iter([b"zanzi", b"bar"]))
+        assert "zanzibar" in r.text
+        c.post(f"{counting_upstream.url}/echo", content=iter([b"other", b"body"]))
+        c.post(f"{counting_upstream.url}/echo", content=b"zanzibar, with a length")
+    wait_for(lambda: count_flows(proxy.db) >= 2, 5, what="the matching uploads recorded")
+    rows = list_json(proxy.db)
+    assert len(rows) == 2
+    assert sorted(show_json(proxy.db, r["id"])["request"]["body"] for r in rows) == ["zanzibar", "zanzibar, with a length"]
+
+
+def test_a_small_chunked_response_is_recorded_whole_and_seen_by_body_filters(start_proxy, counting_upstream):
+    proxy = start_proxy("--methods", "GET", "--filter", "~bs ABCDEF")
+    with httpx.Client(proxy=proxy.url, timeout=10) as c:
+        r = c.get(f"{counting_upstream.url}/download?size=1000&chunked=1")
+    assert r.headers.get("transfer-encoding") == "chunked"
+    wait_for(lambda: count_flows(proxy.db) == 1, 5, what="the download recorded")
+    resp = show_json(proxy.db, list_json(proxy.db)[0]["id"])["response"]
+    assert resp["size"] == 1000 and resp["truncated"] is False
+    assert resp["sha256"] == hashlib.sha256(PATTERN[:1000]).hexdigest()
