@@ -121,7 +121,8 @@ class Recorder:
 
     def request(self, flow: http.HTTPFlow) -> None:
         if self.methods is None or flow.request.data.method in self.methods:
-            settle(flow, "request")
+            if "repost_tees" in flow.metadata:  # only streamed bodies: no call for the rest
+                settle(flow, "request")
             flow.metadata["repost_in_flight"] = True
             self.in_flight += 1
             self._idle.clear()
@@ -134,7 +135,7 @@ class Recorder:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._landed(flow)
-        if self.writer is not None:
+        if "repost_tees" in flow.metadata:
             settle(flow, "response")
         if self.writer is not None and self._wanted(flow):
             if self._closed:
