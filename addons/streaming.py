@@ -70,8 +70,8 @@ def _needs_tee(headers, cap: int) -> bool:
 def tee_request(flow, cap: int) -> None:
     """Stream a request body above the cap, or of unknown length, through a tee.
 
-    A request with no body at all never calls the tee: its result is then an
-    empty, complete-enough body, as mitmproxy's own would be."""
+    A request with no body at all never calls the tee: mitmproxy then keeps its
+    (empty) content, and that is what is recorded (store/capture.py ``_teed``)."""
     if _needs_tee(flow.request.headers, cap):
         tee = BodyTee(cap)
         flow.request.stream = tee

@@ -69,14 +69,14 @@ def show(flow_id, db_path, as_format, assemble, as_json):
 
     flow, replays, rules = load_flow(db_path, flow_id)
     if assemble:
-        from repost.store.assemble import assemble, event_names, render
+        from repost.store import assemble as assembly
 
-        assembled = assemble(flow["events"])
+        assembled = assembly.assemble(flow["events"])
         if assembled is None:
-            raise click.ClickException(_nothing_to_assemble(flow_id, flow["events"], event_names))
+            raise click.ClickException(_nothing_to_assemble(flow_id, flow["events"], assembly.event_names))
         from .terminal import Console, flush
 
-        Console().print(render(assembled), markup=False, soft_wrap=True)  # on a terminal: no control sequences
+        Console().print(assembly.render(assembled), markup=False, soft_wrap=True)  # on a terminal: no control sequences
         flush()
         return
     if as_format:
