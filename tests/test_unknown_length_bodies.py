@@ -114,3 +114,16 @@ def test_a_small_chunked_response_is_recorded_whole_and_seen_by_body_filters(sta
     resp = show_json(proxy.db, list_json(proxy.db)[0]["id"])["response"]
     assert resp["size"] == 1000 and resp["truncated"] is False
     assert resp["sha256"] == hashlib.sha256(PATTERN[:1000]).hexdigest()
+
+
+def test_requests_with_an_iterator_above_the_cap_is_recorded_truncated(start_proxy, counting_upstream):
+    import requests
+
+    size = 3 * 1024 * 1024
+    proxy = start_proxy("--max-body", "1MB")
+    proxies = {"http": proxy.url}
+    r = requests.post(f"{counting_upstream.url}/upload", data=iter([PATTERN] * 3), proxies=proxies, timeout=30)
+    assert r.json() == {"size": size, "sha256": _digest(size)}
+    wait_for(lambda: count_flows(proxy.db) == 1, 10, what="the upload recorded")
+    req = show_json(proxy.db, list_json(proxy.db)[0]["id"])["request"]
+    assert req["size"] == size and req["sha256"] == _digest(size) and req["truncated"] is True
