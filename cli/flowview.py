@@ -94,10 +94,13 @@ def flow_json(flow: dict, replays: list[dict], rules=()) -> dict:
 
 
 def _events_json(events: list[dict]) -> dict:
-    """``events``, and ``events_cut`` when their data outgrew JSON_EVENTS_CAP (the rest left out)."""
+    """``events``, and ``events_cut`` when their data, as JSON writes it (a control
+    character takes six), outgrew JSON_EVENTS_CAP: the rest are left out."""
+    from json.encoder import encode_basestring  # json's own C escaper: one pass per event
+
     total = 0
     for i, e in enumerate(events):
-        total += len(e["data"])
+        total += len(encode_basestring(e["data"]))
         if total > JSON_EVENTS_CAP:
             return {"events": events[:i], "events_cut": True}
     return {"events": events, "events_cut": False}

@@ -90,3 +90,27 @@ def test_json_of_a_huge_stream_keeps_its_events_within_the_cap(tmp_path):
     assert flow["events_cut"] is True and 0 < len(flow["events"]) < 24
     assert sum(len(e["data"]) for e in flow["events"]) <= JSON_EVENTS_CAP
     assert flow["response"]["body_cut"] is True and flow["response"]["size"] == len(raw)
+
+
+def test_json_of_a_stream_of_control_characters_stays_bounded(tmp_path):
+    import time
+
+    from repost.store.capture import Streamed, make_snapshot
+    from repost.store.writer import BatchWriter
+
+    db = tmp_path / "ctl.db"
+    raw = (b"data: " + b"\x01" * (1024 * 1024) + b"\n\n") * 9  # each byte is six characters in JSON
+    now = time.time()
+    snap = make_snapshot(
+        flow_id="ctl-stream", started=now, method="POST", scheme="http", host="127.0.0.1", port=80, target="/s",
+        headers=[], body=b"", error=None,
+        response=(200, "OK", "HTTP/1.1", [(b"Content-Type", b"text/event-stream")],
+                  Streamed(raw, len(raw), sha256(raw).hexdigest(), True, ((1.0, len(raw)),)), now + 1),
+    )  # fmt: skip
+    writer = BatchWriter(str(db), redactor=None, max_body=64 * 1024 * 1024)
+    assert writer.write([snap])
+    writer.close()
+    out = repost("show", "1", "--db", str(db), "--json").output
+    assert len(out) < 40 * 1024 * 1024, f"--json wrote {len(out):,} characters"
+    flow = json.loads(out)
+    assert flow["events_cut"] is True and flow["response"]["body"] is None  # binary: base64
