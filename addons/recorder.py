@@ -20,7 +20,7 @@ import sys
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 
-from repost.addons.streaming import tee_request, tee_response
+from repost.addons.streaming import settle, tee_request, tee_response
 from repost.store.database import open_database
 from repost.store.errors import StoreError
 from repost.store.sizes import parse_size
@@ -147,6 +147,8 @@ class Recorder:
 
     def request(self, flow: http.HTTPFlow) -> None:
         if self.methods is None or flow.request.data.method in self.methods:
+            if "repost_tees" in flow.metadata:  # only streamed bodies: no call for the rest
+                settle(flow, "request")
             flow.metadata["repost_in_flight"] = True
             self.in_flight += 1
             self._idle.clear()
@@ -159,6 +161,8 @@ class Recorder:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._landed(flow)
+        if "repost_tees" in flow.metadata:
+            settle(flow, "response")
         if self.writer is not None and self._wanted(flow):
             if self._closed:
                 # Shutting down and the writer is gone: an answer the client got

@@ -57,7 +57,7 @@ def list_flows(db_path, selection, limit, as_json):
 @click.argument("flow_id", metavar="ID", type=int)
 @db_option
 @click.option("--as", "as_format", type=click.Choice(["curl", "httpie", "python"]), help="Print the request as a curl or httpie command, or a Python (httpx) snippet.")
-@click.option("--stream", "assemble", is_flag=True, help="Print the text a streamed (SSE) response assembles to, e.g. an OpenAI chat completion's.")
+@click.option("--stream", "assemble", is_flag=True, help="Print the text (then any tool calls) a streamed response assembles to: OpenAI chat, completions and Responses, Anthropic Messages, Gemini, Ollama/NDJSON.")
 @json_option
 def show(flow_id, db_path, as_format, assemble, as_json):
     """Show one flow: the request, the response, and SSE events if any.
@@ -72,12 +72,15 @@ def show(flow_id, db_path, as_format, assemble, as_json):
     # What goes to a terminal goes through the sanitiser; to a pipe it stays exact.
     shown = visible if is_terminal() else str
     if assemble:
-        from repost.store.sse import Event, assemble_text
+        from repost.store import assemble as assembly
 
-        text = assemble_text([Event(e["t_ms"], e["event"], e["id"], e["data"]) for e in flow["events"]])
-        if text is None:
-            raise click.ClickException(f"flow {flow_id} has no streamed chat or completion deltas to assemble")
-        click.echo(shown(text))
+        assembled = assembly.assemble(flow["events"])
+        if assembled is None:
+            raise click.ClickException(_nothing_to_assemble(flow_id, flow["events"], assembly.event_names))
+        from .terminal import Console, flush
+
+        Console().print(assembly.render(assembled), markup=False, soft_wrap=True)  # on a terminal: no control sequences
+        flush()
         return
     if as_format:
         from .snippets import render_request
@@ -91,3 +94,10 @@ def show(flow_id, db_path, as_format, assemble, as_json):
             click.echo(visible(f"repost: {note}", lines=False), err=True)
         return
     print_flow(flow, replays, rules, as_json)
+
+
+def _nothing_to_assemble(flow_id: int, events: list, event_names) -> str:
+    if not events:
+        return f"flow {flow_id} is not a stream (no events): nothing to assemble"
+    names = ", ".join(event_names(events))
+    return f"flow {flow_id} has no text deltas of a known API to assemble; its events: {names}"

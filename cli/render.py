@@ -171,9 +171,15 @@ def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
 
 
 def _events(con, flow: dict) -> None:
+    from repost.store.assemble import assembles, event_names
+
     events = flow["events"]
     con.print()
-    con.print(f"[dim]\\[{len(events)} events, streamed; `repost show {flow['id']} --stream` assembles the text][/]")
+    if assembles(events):
+        hint = f"`repost show {flow['id']} --stream` assembles the text"
+    else:
+        hint = "event names: " + ", ".join(event_names(events))
+    con.print(f"[dim]\\[{len(events)} events, streamed; {_escape(hint)}][/]")
     lines = []
     for e in events:
         t = f"{e['t_ms']:>9.1f} ms" if e["t_ms"] is not None else "        -   "
@@ -206,6 +212,8 @@ def _body(con, flow: dict, side: str) -> None:
 
 def _pretty_body(con, view: BodyView, sha256: str | None) -> None:
     ctype = view.content_type.lower()
+    if "multipart/" in ctype and _multipart(con, view):
+        return
     if view.text is None:
         if view.note and "raw bytes" in view.note:
             con.print(_escape(repr(view.data[:2048])[2:-1]), soft_wrap=True)
@@ -231,6 +239,31 @@ def _pretty_body(con, view: BodyView, sha256: str | None) -> None:
             con.print(f"[cyan]{_escape(name)}[/] = {_escape(value)}", soft_wrap=True)
         return
     con.print(text, markup=False, soft_wrap=True)
+
+
+FIELD_SHOWN = 4096  # characters of a multipart field's value shown; the rest is counted
+
+
+def _multipart(con, view: BodyView) -> bool:
+    """Part by part: fields as ``name = value``, files (and binary fields) as
+    ``name: filename, type, size``. False when the body does not parse as multipart."""
+    from repost.store.multipart import parse_multipart, part_text
+
+    parts = parse_multipart(view.data, view.content_type)
+    if parts is None:
+        return False
+    lines = []
+    for part in parts:
+        name = _escape(part.name if part.name is not None else "(no name)")
+        text = part_text(part)
+        if text is not None:
+            more = f" … ({len(text) - FIELD_SHOWN:,} more characters)" if len(text) > FIELD_SHOWN else ""
+            lines.append(f"[cyan]{name}[/] = {_escape(text[:FIELD_SHOWN])}{more}")
+        else:
+            filename = _escape(part.filename) if part.filename is not None else "(no filename)"
+            lines.append(f"[cyan]{name}[/]: {filename}, {_escape(part.content_type)}, {len(part.data):,} bytes")
+    con.print("\n".join(lines), soft_wrap=True)
+    return True
 
 
 __all__ = ["flows_table", "show_flow", "header"]

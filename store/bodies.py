@@ -130,14 +130,42 @@ def looks_textual(content_type: str | None, data: bytes) -> bool:
     return b"\x00" not in data[:1024]
 
 
+# Bytes that text is made of: printable ASCII, the usual whitespace and backspace,
+# ESC (coloured logs), and every byte of a multi-byte encoding.
+_TEXT_BYTES = bytes([8, 9, 10, 11, 12, 13, 27, *range(0x20, 0x7F), *range(0x80, 0x100)])
+NUL_WINDOW = 8000  # git's: a NUL in the first 8,000 bytes makes a file binary
+CONTROL_SHARE = 0.1  # more control characters than this, and the body is data, not text (file(1)'s idea)
+
+
+def looks_binary(data: bytes) -> bool:
+    """Whether decoded bytes are data rather than text, whatever the Content-Type
+    says: a NUL near the start, or many control characters (a decompression
+    bomb's 16 MB of NULs is declared application/json). Linear, in C."""
+    if not data:
+        return False
+    if b"\x00" in data[:NUL_WINDOW]:
+        return True
+    return len(data.translate(None, _TEXT_BYTES)) > len(data) * CONTROL_SHARE
+
+
+def _wide(charset: str) -> bool:  # UTF-16 and UTF-32 text is full of NUL bytes
+    return charset.replace("-", "").startswith(("utf16", "utf32"))
+
+
 def to_text(data: bytes, content_type: str | None) -> tuple[str | None, str | None]:
     """(text, note): text is None for binary or undecodable bodies."""
     if not looks_textual(content_type, data):
         return None, None
     charset = charset_of(content_type)
+    wide = _wide(charset)
+    if not wide and looks_binary(data):
+        return None, None
     try:
-        return data.decode(charset), None
+        text = data.decode(charset)
     except LookupError:
         return None, f"unknown charset {charset!r}"
     except UnicodeDecodeError as e:
         return None, f"not valid {charset} (byte {e.start}); showing the raw bytes"
+    if wide and looks_binary(text[:NUL_WINDOW].encode("utf-8", "replace")):
+        return None, None
+    return text, None

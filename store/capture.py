@@ -50,18 +50,34 @@ def snapshot(flow, replay_of: int | None = None) -> tuple:
     resp = flow.response
     err = flow.error
     sd = resp.data if resp is not None else None
-    tees = flow.metadata.get("repost_tees")  # set only for streamed bodies
+    tees = flow.metadata.get("repost_tees")  # set only for bodies that may stream
     return (
         flow.id, rd.timestamp_start, rd.method, rd.scheme, rd.host, rd.port, rd.path, rd.http_version,
-        rd.headers.fields, tees["request"].result() if tees and "request" in tees else rd.content,
+        rd.headers.fields, _teed(rd.content, tees, "request") if tees else rd.content,
         None if sd is None else (
             sd.status_code, sd.reason, sd.http_version, sd.headers.fields,
-            tees["response"].result() if tees and "response" in tees else sd.content,
-            sd.timestamp_end or sd.timestamp_start,
+            _teed(sd.content, tees, "response") if tees else sd.content,
+            sd.timestamp_end or (tees and _last_arrival(tees)) or sd.timestamp_start,
         ),
         None if err is None else (err.msg, err.timestamp),
         replay_of,
     )  # fmt: skip
+
+
+def _teed(content, tees, side: str):
+    """What went through the side's tee; but a body that turned out not to stream
+    (none at all, say: mitmproxy then skips the tee) is the one mitmproxy kept."""
+    if content is None and side in tees:
+        return tees[side].result()
+    return content
+
+
+def _last_arrival(tees) -> float | None:
+    """When the last chunk of a streamed response arrived: the end of one that was
+    cut off (mitmproxy gives it no end time; its headers' time would make a long
+    stream look instant)."""
+    tee = tees.get("response")
+    return tee.last if tee is not None else None
 
 
 def make_snapshot(

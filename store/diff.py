@@ -69,7 +69,7 @@ def flatten_flow(flow: dict, sides=("request", "response")) -> dict:
 
 def _events(out: dict, events: list[dict]) -> None:
     """A stream by its events (type and data, JSON data by path) and its assembled text."""
-    from .sse import Event, assemble_text
+    from .assemble import assemble
 
     out["response.events.count"] = len(events)
     for i, e in enumerate(events):
@@ -78,9 +78,11 @@ def _events(out: dict, events: list[dict]) -> None:
             _json_leaves(out, f"response.events[{i}].data", json.loads(e["data"]))
         except ValueError:
             out[f"response.events[{i}].data"] = e["data"]
-    text = assemble_text([Event(e["t_ms"], e["event"], e["id"], e["data"]) for e in events])
-    if text is not None:
-        out["response.text"] = text
+    assembled = assemble(events)
+    if assembled is not None:
+        out["response.text"] = assembled.text
+        for i, call in enumerate(assembled.tool_calls):
+            out[f"response.tool_calls[{i}]"] = f"{call.name}({call.arguments})"
 
 
 def _multi(pairs) -> dict:

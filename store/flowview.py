@@ -23,19 +23,34 @@ def body_view(flow: dict, side: str) -> BodyView | None:
     return BodyView(text, decoded.data, ctype, decoded.note or text_note)
 
 
+# --json holds at most this much of each decoded body (and of a stream's event
+# data): one flow's JSON stays within tens of MB whatever --max-body let in or a
+# compressed body expands to. size and sha256 still describe the whole body.
+JSON_BODY_CAP = 10 * 1024 * 1024  # the default --max-body: a body stored at the default cap is shown whole
+JSON_EVENTS_CAP = 16 * 1024 * 1024
+
+
 def _side_json(flow: dict, side: str) -> dict:
     view = body_view(flow, side)
+    text, data, note = (view.text, view.data, view.note) if view else (None, None, None)
+    cut = data is not None and len(data) > JSON_BODY_CAP
+    if cut:
+        data = data[:JSON_BODY_CAP]
+        if text is not None:  # whole characters only
+            text = text.encode("utf-8", "surrogatepass")[:JSON_BODY_CAP].decode("utf-8", "ignore")
+        note = "; ".join(filter(None, [note, f"--json holds the first {JSON_BODY_CAP:,} bytes of the decoded body"]))
     out = {
         "http_version": flow["http_version"] if side == "request" else flow["response_http_version"],
         "headers": flow[f"{side}_headers"],
-        "body": view.text if view else None,
-        "body_base64": _base64(view.data) if view and view.text is None else None,
+        "body": text,
+        "body_base64": _base64(data) if data is not None and text is None else None,
+        "body_cut": cut,
         "size": flow[f"{side}_size"],
         "sha256": flow[f"{side}_sha256"],
         "truncated": bool(flow[f"{side}_truncated"]),
         "redacted": bool(flow[f"{side}_redacted"]),
         "content_encoding": flow[f"{side}_content_encoding"],
-        "note": view.note if view else None,
+        "note": note,
     }
     if side == "request":
         return {"method": flow["method"], "url": flow["url"], **out}
@@ -72,10 +87,23 @@ def flow_json(flow: dict, replays: list[dict], rules=()) -> dict:
         "replay_of": flow["replay_of"],
         "request": _side_json(flow, "request"),
         "response": _side_json(flow, "response") if flow["status"] is not None else None,
-        "events": flow.get("events", []),
+        **_events_json(flow.get("events", [])),
         "incomplete": bool(flow.get("response_incomplete")),
         "replays": replays,
     }
+
+
+def _events_json(events: list[dict]) -> dict:
+    """``events``, and ``events_cut`` when their data, as JSON writes it (a control
+    character takes six), outgrew JSON_EVENTS_CAP: the rest are left out."""
+    from json.encoder import encode_basestring  # json's own C escaper: one pass per event
+
+    total = 0
+    for i, e in enumerate(events):
+        total += len(encode_basestring(e["data"]))
+        if total > JSON_EVENTS_CAP:
+            return {"events": events[:i], "events_cut": True}
+    return {"events": events, "events_cut": False}
 
 
 _INTERNAL = frozenset({"idempotency_key", "request_headers", "request_content_encoding", "request_body", "request_redacted"})

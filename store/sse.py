@@ -148,27 +148,3 @@ def rebase_chunks(raw: bytes, stored: bytes, content_type: str, chunks: tuple) -
     if prev < len(stored):  # an undispatched tail
         out.append((chunks[-1][0], len(stored) - prev))
     return tuple(out)
-
-
-def assemble_text(events: list[Event]) -> str | None:
-    """OpenAI-style chat deltas (``choices[0].delta.content``) or completions
-    (``choices[0].text``) joined into the final text; None if the stream has none."""
-    import json
-
-    parts, found = [], False
-    for e in events:
-        if e.data.strip() == "[DONE]":
-            continue
-        try:
-            doc = json.loads(e.data)
-        except ValueError:
-            continue
-        choices = doc.get("choices") if isinstance(doc, dict) else None
-        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-            continue
-        first = choices[0]
-        piece = (first.get("delta") or {}).get("content") if isinstance(first.get("delta"), dict) else first.get("text")
-        if isinstance(piece, str):
-            parts.append(piece)
-            found = True
-    return "".join(parts) if found else None

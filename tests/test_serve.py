@@ -173,7 +173,9 @@ def test_the_openai_sdk_gets_the_recorded_stream_at_its_recorded_times(recorded_
     words, times = _timed_stream(s.url)
     assert words == WORDS
     assert recorded[-1] > 150  # the recording really took its time
-    assert statistics.median(abs(a - b) for a, b in zip(times, recorded)) < 10
+    # Within 10 ms (median) on a quiet machine (bench/serve_speed.py measures it); the test allows
+    # a busy CI machine some slack, and still fails if times were dropped (~30 ms apart) or scaled.
+    assert statistics.median(abs(a - b) for a, b in zip(times, recorded)) < 20
     fast = serving("--db", db, "--speed", "0")
     words, times = _timed_stream(fast.url)
     assert words == WORDS and times[-1] < 50  # all at once

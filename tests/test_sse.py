@@ -1,6 +1,7 @@
 """The SSE parser on the WHATWG EventSource spec's edge cases."""
 
-from repost.store.sse import assemble_text, parse_ndjson, parse_sse
+from repost.store.assemble import assemble
+from repost.store.sse import parse_ndjson, parse_sse
 
 
 def events(raw: bytes):
@@ -73,6 +74,6 @@ def test_assembling_openai_deltas():
         b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n'
         b"data: [DONE]\n\n"
     )
-    assert assemble_text(parse_sse(raw)) == "Hello"
-    assert assemble_text(parse_sse(b'data: {"choices": [{"text": "legacy"}]}\n\n')) == "legacy"
-    assert assemble_text(parse_sse(b"data: plain\n\n")) is None
+    assert assemble(parse_sse(raw)).text == "Hello"
+    assert assemble(parse_sse(b'data: {"choices": [{"text": "legacy"}]}\n\n')).text == "legacy"
+    assert assemble(parse_sse(b"data: plain\n\n")) is None

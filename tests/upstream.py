@@ -10,7 +10,7 @@ Routes:
   /create (POST)       creates an "order": a new id and time each call.
   /pay (POST)          a payment honouring Idempotency-Key (a known key: the stored result).
   /v1/chat/completions an OpenAI-style SSE stream, paced by a StreamScript (set_stream).
-  /download?size=N     N bytes with a Content-Length; /upload reads a body, answers its size and SHA-256.
+  /download?size=N     N bytes with a Content-Length (&chunked=1: chunked); /upload reads a body, answers its size and SHA-256.
 Every request is counted per path (Upstream.count), so tests can tell what was sent.
 Everything else behaves like /echo.
 """
@@ -161,10 +161,14 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    """`size` bytes of a repeating pattern, with a Content-Length, written 1 MB at a time."""
+    """`size` bytes of a repeating pattern, with a Content-Length (chunked with
+    `&chunked=1`), written 1 MB at a time."""
     size = int(request.query["size"])
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    resp.content_length = size
+    if request.query.get("chunked"):
+        resp.enable_chunked_encoding()
+    else:
+        resp.content_length = size
     await resp.prepare(request)
     block = bytes(range(256)) * 4096
     sent = 0
