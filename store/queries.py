@@ -25,62 +25,61 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor]
 
 
+# Newest first: by the time a flow started, the id breaking ties. Ids alone are not
+# time order: an import stores old flows under new ids. idx_flows_started_at ends in
+# the rowid, so it is this order read backwards (tests/test_list.py checks the plan).
+NEWEST_FIRST = "ORDER BY started_at DESC, id DESC"
+OLDEST_FIRST = "ORDER BY started_at, id"
+
+
 def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
     """Summaries of the selected flows, newest first."""
     keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body")
-    if selection is not None and selection.filter_expr:
+    if selection is not None and selection.needs_bodies():
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
     cols = ", ".join([f"flows.{c}" for c in SUMMARY_COLUMNS] + list(SAFETY_COLUMNS))
     page = " LIMIT ?" if limit is not None else ""
     tail = [limit] if limit is not None else []
-    if selection is not None and selection.search:
-        # Walk the full-text matches newest first and stop at --limit, instead of
-        # collecting every match (a common word matches most flows).
-        where, params = selection.where(search=False)
-        extra = where.replace(" WHERE ", " AND ", 1)
-        sql = (
-            f"SELECT {cols} FROM flows_fts JOIN flows ON flows.id = flows_fts.rowid"
-            f" WHERE flows_fts MATCH ?{extra} ORDER BY flows_fts.rowid DESC{page}"
-        )
-        return _dicts(conn.execute(sql, [selection.fts_query()] + params + tail))
     where, params = selection.where() if selection is not None else ("", [])
     if not where:
-        return _dicts(conn.execute(f"SELECT {cols} FROM flows ORDER BY id DESC{page}", tail))
-    # Few matches: find them by index, then sort just those. Many: walk the table
-    # newest first and stop at --limit (sorting 300,000 index hits would not).
+        return _dicts(conn.execute(f"SELECT {cols} FROM flows {NEWEST_FIRST}{page}", tail))
+    # Few matches: find them by their index (or the full-text index), then sort just
+    # those. Many: walk the time index newest first and stop at --limit (sorting
+    # 300,000 hits would not).
     probe = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM flows{where} LIMIT {FEW_MATCHES})", params)
     if probe.fetchone()[0] < FEW_MATCHES:
-        sql = (
-            f"SELECT {cols} FROM flows WHERE id IN"
-            f" (SELECT id FROM flows{where} ORDER BY +id DESC{page}) ORDER BY id DESC"
-        )
+        sql = f"SELECT {cols} FROM flows WHERE id IN (SELECT id FROM flows{where}) {NEWEST_FIRST}{page}"
     else:
-        sql = f"SELECT {cols} FROM flows NOT INDEXED{where} ORDER BY id DESC{page}"
+        sql = f"SELECT {cols} FROM flows INDEXED BY idx_flows_started_at{where} {NEWEST_FIRST}{page}"
     return _dicts(conn.execute(sql, params + tail))
 
 
 FEW_MATCHES = 5000
 
 
+def has_flows(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM flows LIMIT 1").fetchone() is not None
+
+
 def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = None, newest_first: bool = True):
-    """Whole rows (bodies included) of the selected flows, ``--filter`` applied.
+    """Whole rows (bodies included) of the selected flows, ``--filter`` and searched
+    phrases applied.
 
     Yields lazily, reading the candidates in pages, so a filter that matches
     early reads little.
     """
     where, params = selection.where()
     match = _compile_filter(selection.filter_expr) if selection.filter_expr else None
-    order = "DESC" if newest_first else "ASC"
+    check = selection.needs_bodies()
     found = 0
-    cursor = conn.execute(f"SELECT * FROM flows{where} ORDER BY id {order}", params)
+    if limit is not None and limit <= 0:
+        return
+    cursor = conn.execute(f"SELECT * FROM flows{where} {NEWEST_FIRST if newest_first else OLDEST_FIRST}", params)
     names = [d[0] for d in cursor.description]
     for values in cursor:
         row = dict(zip(names, values))
-        if match is not None:
-            from .flowmodel import row_to_flow
-
-            if not match(row_to_flow(row)):
-                continue
+        if check and not selection.keep(row, match):
+            continue
         yield row
         found += 1
         if limit is not None and found >= limit:
@@ -92,8 +91,13 @@ def _compile_filter(expr: str):
 
     try:
         return flowfilter.parse(expr)
-    except ValueError as e:
-        raise InvalidFilter(f"invalid filter expression {expr!r}: {e}") from None
+    except ValueError:  # its message says no more than that
+        raise InvalidFilter(f"{expr!r} is not a mitmproxy filter expression (see https://docs.mitmproxy.org/stable/concepts-filters/)") from None
+
+
+def check_filter(expr: str) -> None:
+    """Raise InvalidFilter for an expression mitmproxy cannot parse."""
+    _compile_filter(expr)
 
 
 def headers_of(row: dict, side: str) -> list:
@@ -125,6 +129,15 @@ def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
         flow[f"{side}_headers"] = headers_of(flow, side)
     flow["events"] = events_of(conn, flow)
     return flow
+
+
+def check_ids(conn: sqlite3.Connection, ids: list[int]) -> None:
+    """Raise FlowNotFound for the first of ``ids`` that names no flow."""
+    wanted = [i for i in dict.fromkeys(ids) if i in SQLITE_INTEGER]
+    found = {r[0] for r in conn.execute(f"SELECT id FROM flows WHERE id IN ({', '.join('?' * len(wanted))})", wanted)}
+    for i in ids:
+        if i not in found:
+            raise FlowNotFound(f"no flow with id {i}")
 
 
 def replay_history(conn: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[int, str]]:

@@ -62,3 +62,80 @@ def index_pending(conn: sqlite3.Connection, batch: int = 2000, limit: int | None
             break
         done += len(rows)
     return done
+
+
+# -- what a search text means --------------------------------------------------------
+#
+# The index keeps no positions (detail=none), so FTS5 refuses a phrase, and a quoted
+# string of several tokens (``"access_token"`` is two to unicode61: access, token) is
+# a phrase. So the text is split into tokens by SQLite's own tokenizer (no guessing
+# which characters separate words: the Unicode tables differ between Python and
+# SQLite), the index is asked for flows holding every token, and a word that is
+# several tokens is then checked as a phrase on those flows' decoded bodies, in a
+# private in-memory FTS5 table that keeps positions. Every token is quoted, so no
+# search text is ever query syntax (AND, NEAR, ^, *, :, quotes).
+
+TOKENIZER = "unicode61"  # as flows_fts's (store/migrations.py)
+_scratch: sqlite3.Connection | None = None
+
+
+def _scratch_db() -> sqlite3.Connection:
+    global _scratch
+    if _scratch is None:
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        conn.execute(f"CREATE VIRTUAL TABLE words USING fts5(text, tokenize='{TOKENIZER}')")
+        conn.execute("CREATE VIRTUAL TABLE words_seen USING fts5vocab(words, instance)")
+        conn.execute(f"CREATE VIRTUAL TABLE bodies USING fts5(request_body, response_body, tokenize='{TOKENIZER}')")
+        _scratch = conn
+    return _scratch
+
+
+def tokens(text: str) -> list[str]:
+    """``text`` as the index's tokenizer splits it (folded to lower case, no diacritics)."""
+    conn = _scratch_db()
+    with conn:
+        conn.execute("DELETE FROM words")
+        conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
+        found = [r[0] for r in conn.execute("SELECT term FROM words_seen WHERE doc = 1 ORDER BY offset")]
+        conn.execute("DELETE FROM words")
+    return found
+
+
+def _quoted(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+class SearchTerms:
+    """A ``--search`` text: every word required, anywhere in the request or response body."""
+
+    def __init__(self, text: str):
+        words = [tokens(word) for word in text.split()]
+        self.tokens = list(dict.fromkeys(t for word in words for t in word))
+        # A word of several tokens (access_token, order-123, a.b) must appear as written.
+        phrases = list(dict.fromkeys(" ".join(word) for word in words if len(word) > 1))
+        self.phrase_query = " AND ".join(_quoted(p) for p in phrases) or None
+
+    @property
+    def empty(self) -> bool:
+        return not self.tokens
+
+    def index_query(self) -> str:
+        """An FTS5 query for the index: each token alone, all required (an implicit AND)."""
+        return " ".join(_quoted(t) for t in self.tokens)
+
+    def phrases_match(self, row: dict) -> bool:
+        """Whether a candidate row's decoded bodies hold every word of several tokens."""
+        if self.phrase_query is None:
+            return True
+        request = _text(row["request_body"], row["request_content_encoding"], _json_text(row["request_headers"]))
+        response = _text(row["response_body"], row["response_content_encoding"], _json_text(row["response_headers"]))
+        conn = _scratch_db()
+        with conn:
+            conn.execute("INSERT INTO bodies (rowid, request_body, response_body) VALUES (1, ?, ?)", [request, response])
+            found = conn.execute("SELECT 1 FROM bodies WHERE bodies MATCH ?", [self.phrase_query]).fetchone()
+            conn.execute("DELETE FROM bodies")
+        return found is not None
+
+
+def _json_text(headers) -> str:
+    return headers if isinstance(headers, str) or headers is None else json.dumps(headers)
