@@ -35,10 +35,6 @@ def list_flows(db_path, selection, limit, as_json):
     from .flowview import summary_json
 
     conn = _open(db_path)
-    if selection.search:
-        from repost.store.search import index_pending
-
-        index_pending(conn)  # whatever the writer has not indexed yet
     from repost.store.rules import READ_ONLY, get_rules
 
     rules = get_rules(conn, READ_ONLY)

@@ -35,6 +35,7 @@ OLDEST_FIRST = "ORDER BY started_at, id"
 def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
     """Summaries of the selected flows, newest first."""
     keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body")
+    _index_for(conn, selection)
     if selection is not None and selection.needs_bodies():
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
     cols = ", ".join([f"flows.{c}" for c in SUMMARY_COLUMNS] + list(SAFETY_COLUMNS))
@@ -57,6 +58,14 @@ def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50)
 FEW_MATCHES = 5000
 
 
+def _index_for(conn: sqlite3.Connection, selection) -> None:
+    """Before a search, index whatever the recorder's writer has not indexed yet."""
+    if selection is not None and selection.search is not None:
+        from .search import index_pending
+
+        index_pending(conn)
+
+
 def has_flows(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM flows LIMIT 1").fetchone() is not None
 
@@ -68,6 +77,7 @@ def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = N
     Yields lazily, reading the candidates in pages, so a filter that matches
     early reads little.
     """
+    _index_for(conn, selection)
     where, params = selection.where()
     match = _compile_filter(selection.filter_expr) if selection.filter_expr else None
     check = selection.needs_bodies()
