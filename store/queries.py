@@ -39,20 +39,86 @@ def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50)
     if selection is not None and selection.needs_bodies():
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
     cols = ", ".join([f"flows.{c}" for c in SUMMARY_COLUMNS] + list(SAFETY_COLUMNS))
+    if limit is None:
+        where, params = selection.where() if selection is not None else ("", [])
+        return _dicts(conn.execute(f"SELECT {cols} FROM flows{where} {NEWEST_FIRST}", params))
+    ids = _newest_ids(conn, selection, limit)
+    rows = conn.execute(f"SELECT {cols} FROM flows WHERE id IN ({', '.join('?' * len(ids))}) {NEWEST_FIRST}", ids)
+    return _dicts(rows)
+
+
+def _newest_ids(conn: sqlite3.Connection, selection, limit: int) -> list[int]:
+    """The ids of the ``limit`` newest selected flows, by time then id.
+
+    Ids follow time, except for imported flows, so: take the ``limit`` highest
+    matching ids, which the indexes give at once; the newest flows are among them
+    and the matches started after the oldest of them (few, unless an import brought
+    newer flows), read from the time index.
+    """
+    if limit <= 0:
+        return []
+    found = _highest_ids(conn, selection, limit)  # [(id, started_at)]
+    if len(found) == limit:
+        lowest_id, oldest = min(i for i, _ in found), min(t for _, t in found)
+        found = set(found) | set(_started_after(conn, selection, oldest, lowest_id))
+    newest = sorted(found, key=lambda f: (f[1], f[0]), reverse=True)[:limit]
+    return [flow_id for flow_id, _ in newest]
+
+
+def _highest_ids(conn: sqlite3.Connection, selection, limit: int | None) -> list[tuple[int, str]]:
+    return _by_id_desc(conn, selection, limit).fetchall()
+
+
+def _by_id_desc(conn: sqlite3.Connection, selection, limit: int | None = None) -> sqlite3.Cursor:
+    """(id, started_at) of the selected flows from the highest id down, read lazily."""
     page = " LIMIT ?" if limit is not None else ""
     tail = [limit] if limit is not None else []
+    if selection is not None and selection.search is not None and not selection.search_terms().empty:
+        # Walk the full-text matches from the highest id and stop at --limit, instead
+        # of collecting every match (a common word matches most flows).
+        where, params = selection.where(search=False)
+        extra = where.replace(" WHERE ", " AND ", 1)
+        sql = (
+            "SELECT flows.id, flows.started_at FROM flows_fts JOIN flows ON flows.id = flows_fts.rowid"
+            f" WHERE flows_fts MATCH ?{extra} ORDER BY flows_fts.rowid DESC{page}"
+        )
+        return conn.execute(sql, [selection.search_terms().index_query()] + params + tail)
     where, params = selection.where() if selection is not None else ("", [])
     if not where:
-        return _dicts(conn.execute(f"SELECT {cols} FROM flows {NEWEST_FIRST}{page}", tail))
-    # Few matches: find them by their index (or the full-text index), then sort just
-    # those. Many: walk the time index newest first and stop at --limit (sorting
-    # 300,000 hits would not).
+        return conn.execute(f"SELECT id, started_at FROM flows ORDER BY id DESC{page}", tail)
+    # Few matches: find them by index, then sort just those. Many: walk the table
+    # from the highest id and stop at --limit (sorting 300,000 index hits would not).
     probe = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM flows{where} LIMIT {FEW_MATCHES})", params)
     if probe.fetchone()[0] < FEW_MATCHES:
-        sql = f"SELECT {cols} FROM flows WHERE id IN (SELECT id FROM flows{where}) {NEWEST_FIRST}{page}"
+        sql = f"SELECT id, started_at FROM flows WHERE id IN (SELECT id FROM flows{where}) ORDER BY id DESC{page}"
     else:
-        sql = f"SELECT {cols} FROM flows INDEXED BY idx_flows_started_at{where} {NEWEST_FIRST}{page}"
-    return _dicts(conn.execute(sql, params + tail))
+        sql = f"SELECT id, started_at FROM flows NOT INDEXED{where} ORDER BY id DESC{page}"
+    return conn.execute(sql, params + tail)
+
+
+def _started_after(conn: sqlite3.Connection, selection, oldest: str, below_id: int) -> list[tuple[int, str]]:
+    """Selected flows with an id below ``below_id`` that started after ``oldest``: read
+    from the time index, whose entries hold the id, so only such flows are looked up
+    (none, unless an import brought flows newer than later recorded ones)."""
+    where, params = selection.where(search=False) if selection is not None else ("", [])
+    extra = where.replace(" WHERE ", " AND ", 1)
+    rows = conn.execute(
+        f"SELECT id, started_at FROM flows INDEXED BY idx_flows_started_at WHERE started_at > ? AND id < ?{extra}",
+        [oldest, below_id] + params,
+    ).fetchall()
+    terms = selection.search_terms() if selection is not None else None
+    if terms is None or not rows:
+        return rows
+    # Which of them hold the words: one look at the full-text index over their id range.
+    low, high = min(r[0] for r in rows), max(r[0] for r in rows)
+    hits = {
+        r[0]
+        for r in conn.execute(
+            "SELECT rowid FROM flows_fts WHERE flows_fts MATCH ? AND rowid BETWEEN ? AND ?",
+            [terms.index_query(), low, high],
+        )
+    }
+    return [r for r in rows if r[0] in hits]
 
 
 FEW_MATCHES = 5000
@@ -72,28 +138,54 @@ def has_flows(conn: sqlite3.Connection) -> bool:
 
 def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = None, newest_first: bool = True):
     """Whole rows (bodies included) of the selected flows, ``--filter`` and searched
-    phrases applied.
+    phrases applied, by time (newest or oldest first), the id breaking ties.
 
-    Yields lazily, reading the candidates in pages, so a filter that matches
-    early reads little.
+    Reads the rows a page at a time, so a large export holds one page, and the
+    newest few (list's --limit) are found as ``list_flows`` finds them: from the
+    highest ids, then the matches that started later than the oldest of those.
     """
     _index_for(conn, selection)
-    where, params = selection.where()
     match = _compile_filter(selection.filter_expr) if selection.filter_expr else None
     check = selection.needs_bodies()
-    found = 0
     if limit is not None and limit <= 0:
         return
-    cursor = conn.execute(f"SELECT * FROM flows{where} {NEWEST_FIRST if newest_first else OLDEST_FIRST}", params)
-    names = [d[0] for d in cursor.description]
-    for values in cursor:
-        row = dict(zip(names, values))
-        if check and not selection.keep(row, match):
-            continue
-        yield row
-        found += 1
-        if limit is not None and found >= limit:
+    if newest_first and limit is not None:
+        found = list(_kept(conn, (i for i, _ in _by_id_desc(conn, selection)), selection, match, check, limit))
+        if len(found) == limit:
+            lowest_id, oldest = min(r["id"] for r in found), min(r["started_at"] for r in found)
+            later = (i for i, _ in _started_after(conn, selection, oldest, lowest_id))
+            found += _kept(conn, later, selection, match, check, None)
+        found.sort(key=lambda r: (r["started_at"], r["id"]), reverse=True)
+        yield from found[:limit]
+        return
+    where, params = selection.where()
+    ids = conn.execute(f"SELECT id FROM flows{where} {NEWEST_FIRST if newest_first else OLDEST_FIRST}", params)
+    yield from _kept(conn, (r[0] for r in ids), selection, match, check, limit)
+
+
+def _kept(conn: sqlite3.Connection, ids, selection, match, check: bool, limit: int | None):
+    """The rows of ``ids``, in their order, that pass the checks SQL cannot make."""
+    import itertools
+
+    found = 0
+    while True:
+        chunk = list(itertools.islice(ids, PAGE))
+        if not chunk:
             return
+        cursor = conn.execute(f"SELECT * FROM flows WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        names = [d[0] for d in cursor.description]
+        rows = {row["id"]: row for row in (dict(zip(names, values)) for values in cursor)}
+        for flow_id in chunk:
+            row = rows[flow_id]
+            if check and not selection.keep(row, match):
+                continue
+            yield row
+            found += 1
+            if limit is not None and found >= limit:
+                return
+
+
+PAGE = 50
 
 
 def _compile_filter(expr: str):
@@ -139,15 +231,6 @@ def get_flow(conn: sqlite3.Connection, flow_id: int) -> dict:
         flow[f"{side}_headers"] = headers_of(flow, side)
     flow["events"] = events_of(conn, flow)
     return flow
-
-
-def check_ids(conn: sqlite3.Connection, ids: list[int]) -> None:
-    """Raise FlowNotFound for the first of ``ids`` that names no flow."""
-    wanted = [i for i in dict.fromkeys(ids) if i in SQLITE_INTEGER]
-    found = {r[0] for r in conn.execute(f"SELECT id FROM flows WHERE id IN ({', '.join('?' * len(wanted))})", wanted)}
-    for i in ids:
-        if i not in found:
-            raise FlowNotFound(f"no flow with id {i}")
 
 
 def replay_history(conn: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[int, str]]:

@@ -90,7 +90,8 @@ class Selection:
             return match(row_to_flow(row))
         return True
 
-    def where(self) -> tuple[str, list]:
+    def where(self, search: bool = True) -> tuple[str, list]:
+        """The SQL filters; ``search=False`` leaves the full-text one out."""
         clauses, params = [], []
         if self.ids:
             clauses.append(f"id IN ({', '.join('?' * len(self.ids))})")
@@ -119,7 +120,7 @@ class Selection:
         if self.methods:
             clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
             params += [m.upper() for m in self.methods]
-        terms = self.search_terms()
+        terms = self.search_terms() if search else None
         if terms is not None:
             if terms.empty:  # nothing but punctuation: no flow holds no word
                 clauses.append("0")

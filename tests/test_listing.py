@@ -331,3 +331,46 @@ def test_export_and_replay_search_what_the_writer_has_not_indexed_yet(tmp_path):
     assert result.exit_code == 0 and result.output.count("curl ") == 1, result.output
     result = repost("replay", "--db", str(db), "--search", "access_token", "--dry-run")
     assert result.exit_code == 0 and f"flow {flow_id} " in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def shuffled(tmp_path_factory):
+    """Flows whose times follow their ids nowhere (as after imports either way), some at
+    the same instant, with words and hosts to select by."""
+    import random
+
+    rng = random.Random(13)
+    db = tmp_path_factory.mktemp("shuffled") / "shuffled.db"
+    flows, truth = [], []
+    for n in range(60):
+        ago = rng.choice([0, 5, 5, 60, 3600, 86400]) + rng.randrange(0, 3) * 0.25
+        host = rng.choice(["a.test", "b.test"])
+        word = rng.choice(["access_token", "access and token", "other"])
+        f = _flow_at(ago, f"/{n}")
+        f.request.host = host
+        f.request.raw_content = word.encode()
+        flows.append(f)
+        truth.append({"host": host, "word": word})
+    ids = store_flows(db, flows, keep_secrets=True)
+    conn = sqlite3.connect(db)
+    times = dict(conn.execute("SELECT id, started_at FROM flows"))
+    conn.close()
+    return db, [dict(t, id=i, started_at=times[i]) for t, i in zip(truth, ids)]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10, 50, 100])
+@pytest.mark.parametrize(
+    "args, wanted",
+    [
+        ([], lambda f: True),
+        (["--host", "a.test"], lambda f: f["host"] == "a.test"),
+        (["--search", "access"], lambda f: f["word"] != "other"),
+        (["--search", "access_token"], lambda f: f["word"] == "access_token"),
+        (["--search", "token", "--host", "b.test"], lambda f: f["word"] != "other" and f["host"] == "b.test"),
+        (["--filter", "~bq access"], lambda f: f["word"] != "other"),
+    ],
+)
+def test_newest_first_by_time_whatever_the_ids(shuffled, args, wanted, limit):
+    db, flows = shuffled
+    expected = sorted((f for f in flows if wanted(f)), key=lambda f: (f["started_at"], f["id"]), reverse=True)
+    assert _ids(db, *args, "--limit", str(limit)) == [f["id"] for f in expected[:limit]]
