@@ -174,11 +174,9 @@ def _kept(conn: sqlite3.Connection, ids, selection, match, check: bool, limit: i
             return
         cursor = conn.execute(f"SELECT * FROM flows WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
         names = [d[0] for d in cursor.description]
-        rows = {row["id"]: row for row in (dict(zip(names, values)) for values in cursor)}
-        for flow_id in chunk:
-            row = rows[flow_id]
-            if check and not selection.keep(row, match):
-                continue
+        by_id = {row["id"]: row for row in (dict(zip(names, values)) for values in cursor)}
+        rows = [by_id[flow_id] for flow_id in chunk]
+        for row in selection.keep(rows, match) if check else rows:
             yield row
             found += 1
             if limit is not None and found >= limit:

@@ -112,8 +112,11 @@ class SearchTerms:
         words = [tokens(word) for word in text.split()]
         self.tokens = list(dict.fromkeys(t for word in words for t in word))
         # A word of several tokens (access_token, order-123, a.b) must appear as written.
-        phrases = list(dict.fromkeys(" ".join(word) for word in words if len(word) > 1))
-        self.phrase_query = " AND ".join(_quoted(p) for p in phrases) or None
+        phrases = list(dict.fromkeys(tuple(word) for word in words if len(word) > 1))
+        self.phrase_query = " AND ".join(_quoted(" ".join(p)) for p in phrases) or None
+        # On ASCII text unicode61 is simple (letters and digits, any case, make tokens),
+        # so there a pattern says exactly what the tokenizer would, some 20x faster.
+        self._ascii_patterns = [_phrase_pattern(p) for p in phrases]
 
     @property
     def empty(self) -> bool:
@@ -123,18 +126,35 @@ class SearchTerms:
         """An FTS5 query for the index: each token alone, all required (an implicit AND)."""
         return " ".join(_quoted(t) for t in self.tokens)
 
-    def phrases_match(self, row: dict) -> bool:
-        """Whether a candidate row's decoded bodies hold every word of several tokens."""
+    def rows_matching(self, rows: list[dict]) -> set[int]:
+        """The ids of those ``rows`` whose decoded bodies hold every word of several
+        tokens, each as its tokens side by side (a phrase)."""
         if self.phrase_query is None:
-            return True
-        request = _text(row["request_body"], row["request_content_encoding"], _json_text(row["request_headers"]))
-        response = _text(row["response_body"], row["response_content_encoding"], _json_text(row["response_headers"]))
-        conn = _scratch_db()
-        with conn:
-            conn.execute("INSERT INTO bodies (rowid, request_body, response_body) VALUES (1, ?, ?)", [request, response])
-            found = conn.execute("SELECT 1 FROM bodies WHERE bodies MATCH ?", [self.phrase_query]).fetchone()
-            conn.execute("DELETE FROM bodies")
-        return found is not None
+            return {row["id"] for row in rows}
+        found, others = set(), []
+        for row in rows:
+            request = _text(row["request_body"], row["request_content_encoding"], _json_text(row["request_headers"]))
+            response = _text(row["response_body"], row["response_content_encoding"], _json_text(row["response_headers"]))
+            if request.isascii() and response.isascii():
+                if all(p.search(request) or p.search(response) for p in self._ascii_patterns):
+                    found.add(row["id"])
+            else:
+                others.append((row["id"], request, response))
+        if others:  # SQLite's tokenizer itself, in a scratch table that keeps positions
+            conn = _scratch_db()
+            with conn:
+                conn.executemany("INSERT INTO bodies (rowid, request_body, response_body) VALUES (?, ?, ?)", others)
+                found.update(r[0] for r in conn.execute("SELECT rowid FROM bodies WHERE bodies MATCH ?", [self.phrase_query]))
+                conn.execute("DELETE FROM bodies")
+        return found
+
+
+def _phrase_pattern(tokens: tuple[str, ...]):
+    import re
+
+    # A token of non-ASCII letters never matches ASCII text: right, it is not there.
+    body = "[^a-z0-9]+".join(re.escape(t) for t in tokens)
+    return re.compile(f"(?<![a-z0-9]){body}(?![a-z0-9])", re.IGNORECASE | re.ASCII)
 
 
 def _json_text(headers) -> str:

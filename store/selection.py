@@ -79,16 +79,20 @@ class Selection:
         terms = self.search_terms()
         return bool(self.filter_expr) or (terms is not None and terms.phrase_query is not None)
 
-    def keep(self, row: dict, match=None) -> bool:
-        """The checks SQL cannot make, on a whole row: phrases, then ``match`` (--filter)."""
+    def keep(self, rows: list[dict], match=None):
+        """Those of ``rows`` that pass the checks SQL cannot make: searched phrases
+        (a page at a time), then ``match`` (--filter; lazily, one row at a time, so
+        a list stops converting flows at --limit)."""
         terms = self.search_terms()
-        if terms is not None and not terms.phrases_match(row):
-            return False
-        if match is not None:
-            from .flowmodel import row_to_flow
+        if terms is not None and terms.phrase_query is not None:
+            hits = terms.rows_matching(rows)
+            rows = [row for row in rows if row["id"] in hits]
+        if match is None:
+            yield from rows
+            return
+        from .flowmodel import row_to_flow
 
-            return match(row_to_flow(row))
-        return True
+        yield from (row for row in rows if match(row_to_flow(row)))
 
     def where(self, search: bool = True) -> tuple[str, list]:
         """The SQL filters; ``search=False`` leaves the full-text one out."""

@@ -374,3 +374,39 @@ def test_newest_first_by_time_whatever_the_ids(shuffled, args, wanted, limit):
     db, flows = shuffled
     expected = sorted((f for f in flows if wanted(f)), key=lambda f: (f["started_at"], f["id"]), reverse=True)
     assert _ids(db, *args, "--limit", str(limit)) == [f["id"] for f in expected[:limit]]
+
+
+ASCII_WORDS = st.lists(st.sampled_from(["access", "token", "Access", "TOKEN", "a1", "x", "_", "-", " ", ".", "__", "\n", "é"]), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(doc=ASCII_WORDS, word=ASCII_WORDS)
+@example(doc="access__token", word="access_token")
+@example(doc="xaccess_token", word="access_token")
+@example(doc="ACCESS-TOKENx", word="access_token")
+def test_the_quick_phrase_check_says_what_sqlite_says(doc, word):
+    """On ASCII text a pattern stands in for the scratch FTS5 table: they must agree."""
+    from repost.store.search import SearchTerms, _scratch_db
+
+    terms = SearchTerms(word)
+    if terms.phrase_query is None:
+        return
+    row = {"id": 1, "request_body": doc.encode(), "request_content_encoding": None, "request_headers": "[]",
+           "response_body": b"", "response_content_encoding": None, "response_headers": "[]"}  # fmt: skip
+    conn = _scratch_db()
+    with conn:
+        conn.execute("INSERT INTO bodies (rowid, request_body, response_body) VALUES (1, ?, '')", [doc])
+        sqlite_says = conn.execute("SELECT 1 FROM bodies WHERE bodies MATCH ?", [terms.phrase_query]).fetchone() is not None
+        conn.execute("DELETE FROM bodies")
+    assert (terms.rows_matching([row]) == {1}) == sqlite_says
+
+
+def test_a_phrase_in_text_that_is_not_ascii(tmp_path):
+    db = tmp_path / "accents.db"
+    hit, miss = store_flows(db, [
+        post_flow(body="{\"note\": \"Café_Crème, s'il vous plaît\"}".encode(), headers={"content-type": "application/json"}),
+        post_flow(body="crème de la café".encode(), headers={"content-type": "text/plain; charset=utf-8"}),
+    ])  # fmt: skip
+    assert _ids(db, "--search", "cafe_creme") == [hit]
+    assert _ids(db, "--search", "CAFÉ-crème") == [hit]
+    assert _ids(db, "--search", "café crème") == [miss, hit]
