@@ -136,7 +136,8 @@ class SearchTerms:
             request = _text(row["request_body"], row["request_content_encoding"], _json_text(row["request_headers"]))
             response = _text(row["response_body"], row["response_content_encoding"], _json_text(row["response_headers"]))
             if request.isascii() and response.isascii():
-                if all(p.search(request) or p.search(response) for p in self._ascii_patterns):
+                request, response = request.lower(), response.lower()
+                if all(_ascii_phrase_in(request, p) or _ascii_phrase_in(response, p) for p in self._ascii_patterns):
                     found.add(row["id"])
             else:
                 others.append((row["id"], request, response))
@@ -150,11 +151,27 @@ class SearchTerms:
 
 
 def _phrase_pattern(tokens: tuple[str, ...]):
+    """(first token, a pattern for the rest after it) to look for in lower-cased ASCII."""
     import re
 
     # A token of non-ASCII letters never matches ASCII text: right, it is not there.
-    body = "[^a-z0-9]+".join(re.escape(t) for t in tokens)
-    return re.compile(f"(?<![a-z0-9]){body}(?![a-z0-9])", re.IGNORECASE | re.ASCII)
+    rest = "".join(f"[^a-z0-9]+{re.escape(t)}" for t in tokens[1:])
+    return tokens[0], re.compile(f"{rest}(?![a-z0-9])")
+
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _ascii_phrase_in(text: str, pattern) -> bool:
+    # str.find for the first token (fast, in C), then the rest where it stands: a
+    # pattern with a look-behind would be tried at every position (~50x slower).
+    first, rest = pattern
+    start = text.find(first)
+    while start != -1:
+        if (start == 0 or text[start - 1] not in _ALNUM) and rest.match(text, start + len(first)):
+            return True
+        start = text.find(first, start + 1)
+    return False
 
 
 def _json_text(headers) -> str:
