@@ -92,7 +92,7 @@ def selection_options(fn=None, *, replays: bool = False):
     """list's filters, shared by list, replay and export; passes ``selection``.
 
     Replays of recorded flows are left out unless ``--include-replays``; with
-    ``replays=True`` (list) they are always in, and there is no such option.
+    ``replays=True`` (list) they are always in (the option is accepted, and hidden).
     """
     if fn is None:
         return lambda f: _selection_options(f, replays)
@@ -112,13 +112,15 @@ def _selection_options(fn, replays: bool):
         click.option("--search", callback=_search, help="Only flows whose decoded request or response body contains these words (full text)."),
         click.option("--filter", "filter_expr", callback=_filter, help="Only flows matching a mitmproxy filter expression, e.g. '~m POST & ~bq book & ~c 201'."),
     ]
-    if not replays:
-        options.append(
-            click.option("--include-replays", is_flag=True, help="Also select replays of recorded flows (left out unless named by id).")
-        )
+    options.append(
+        click.option("--include-replays", is_flag=True, help="Also select replays of recorded flows (left out unless named by id).")
+        if not replays
+        else click.option("--include-replays", is_flag=True, hidden=True)  # list shows them anyway: accepted, as elsewhere
+    )
 
     @functools.wraps(fn)
-    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, include_replays=replays, **kwargs):
+    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, include_replays, **kwargs):
+        include_replays = include_replays or replays
         from repost.store.selection import Selection
 
         kwargs["selection"] = Selection(

@@ -286,8 +286,8 @@ def test_list_shows_replays_and_marks_them(replayed):
     lines = repost("list", "--db", str(db)).output.splitlines()
     assert lines[0].split()[-1] == "replay"
     assert lines[1].endswith(f"↺ {original}") and not lines[2].endswith(str(original))
-    result = repost("list", "--db", str(db), "--include-replays")
-    assert result.exit_code == 2  # list shows them anyway: no such option
+    result = repost("list", "--db", str(db), "--include-replays", "--json")  # accepted: list shows them anyway
+    assert result.exit_code == 0 and [r["id"] for r in json.loads(result.output)] == [replay_id, original]
 
 
 # -- 21: rules --------------------------------------------------------------------------------------
