@@ -1,5 +1,7 @@
 """``repost record``: mitmproxy, embedded, with the recorder."""
 
+import os
+
 import click
 
 from .options import db_option, size_option
@@ -40,8 +42,6 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
         parse_methods(methods)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--methods") from None
-    import os
-
     from repost.store.database import discard_created
 
     created = not os.path.exists(db_path)
