@@ -133,8 +133,8 @@ class SearchTerms:
             return {row["id"] for row in rows}
         found, others = set(), []
         for row in rows:
-            request = _text(row["request_body"], row["request_content_encoding"], _json_text(row["request_headers"]))
-            response = _text(row["response_body"], row["response_content_encoding"], _json_text(row["response_headers"]))
+            request = _indexed_text(row["request_body"], row["request_content_encoding"], row["request_headers"])
+            response = _indexed_text(row["response_body"], row["response_content_encoding"], row["response_headers"])
             if request.isascii() and response.isascii():
                 request, response = request.lower(), response.lower()
                 if all(_ascii_phrase_in(request, p) or _ascii_phrase_in(response, p) for p in self._ascii_patterns):
@@ -151,27 +151,64 @@ class SearchTerms:
 
 
 def _phrase_pattern(tokens: tuple[str, ...]):
-    """(first token, a pattern for the rest after it) to look for in lower-cased ASCII."""
+    """A pattern for the tokens side by side in lower-cased ASCII; it starts with the
+    first token, so the regex engine scans for it in C (a look-behind would have it
+    tried at every position, ~50x slower): the token boundary before is checked apart."""
     import re
 
     # A token of non-ASCII letters never matches ASCII text: right, it is not there.
-    rest = "".join(f"[^a-z0-9]+{re.escape(t)}" for t in tokens[1:])
-    return tokens[0], re.compile(f"{rest}(?![a-z0-9])")
+    return re.compile("[^a-z0-9]+".join(re.escape(t) for t in tokens) + "(?![a-z0-9])")
 
 
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def _ascii_phrase_in(text: str, pattern) -> bool:
-    # str.find for the first token (fast, in C), then the rest where it stands: a
-    # pattern with a look-behind would be tried at every position (~50x slower).
-    first, rest = pattern
-    start = text.find(first)
-    while start != -1:
-        if (start == 0 or text[start - 1] not in _ALNUM) and rest.match(text, start + len(first)):
+    found = pattern.search(text)
+    while found is not None:
+        start = found.start()
+        if start == 0 or text[start - 1] not in _ALNUM:
             return True
-        start = text.find(first, start + 1)
+        found = pattern.search(text, start + 1)  # not finditer: a match may overlap the refused one
     return False
+
+
+# In headers, what could make a plain ASCII body's text differ from its bytes: a binary
+# type, or a charset that does not read ASCII as ASCII (UTF-16, EBCDIC...).
+_BINARY_MARKERS = ("image/", "audio/", "video/", "font/", "protobuf", "zip")
+_ASCII_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1", "windows-1252"}
+_CHARSET = None
+
+
+def _plain_headers(headers: str) -> bool:
+    global _CHARSET
+    lowered = headers.lower()
+    if any(marker in lowered for marker in _BINARY_MARKERS):
+        return False
+    if "charset" not in lowered:
+        return True
+    if _CHARSET is None:
+        import re
+
+        _CHARSET = re.compile(r"charset\s*=\s*[\\\"']*([^\"';,\\\s]*)")
+    names = _CHARSET.findall(lowered)
+    return len(names) == lowered.count("charset") and all(n in _ASCII_CHARSETS for n in names)
+
+
+def _indexed_text(body, encoding, headers) -> str:
+    """What the index was given for a body (``_text``), without decoding the commonest
+    kind: no content-encoding, ASCII, no NUL, headers naming no binary type and no
+    charset but one that reads ASCII as ASCII."""
+    if (
+        body
+        and not encoding
+        and isinstance(headers, str)
+        and body.isascii()
+        and b"\x00" not in body[:1024]
+        and _plain_headers(headers)
+    ):
+        return bytes(body[:INDEX_CAP]).decode("ascii")
+    return _text(body, encoding, _json_text(headers))
 
 
 def _json_text(headers) -> str:

@@ -410,3 +410,20 @@ def test_a_phrase_in_text_that_is_not_ascii(tmp_path):
     assert _ids(db, "--search", "cafe_creme") == [hit]
     assert _ids(db, "--search", "CAFÉ-crème") == [hit]
     assert _ids(db, "--search", "café crème") == [miss, hit]
+
+
+CONTENT_TYPES = st.sampled_from([
+    None, "application/json", "application/json; charset=utf-8", "text/plain; charset=UTF-16", 'text/plain; charset="utf-8"',
+    "text/plain; charset=cp500", "image/png", "application/octet-stream", "application/zip", "text/html; Charset=latin-1",
+])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(body=st.binary(max_size=64) | st.text(max_size=64).map(str.encode), ctype=CONTENT_TYPES,
+       encoding=st.sampled_from([None, "", "gzip", "identity"]), extra=st.booleans())  # fmt: skip
+def test_the_quick_body_text_is_what_the_index_was_given(body, ctype, encoding, extra):
+    from repost.store.search import _indexed_text, _json_text, _text
+
+    headers = ([["Content-Type", ctype]] if ctype else []) + ([["X-Charset-Note", "utf-16"]] if extra else [])
+    stored = json.dumps(headers)
+    assert _indexed_text(body, encoding, stored) == _text(body, encoding, _json_text(stored))
