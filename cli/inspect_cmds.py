@@ -13,11 +13,11 @@ def _open(db_path):
 
 @click.command("list")
 @db_option
-@selection_options
+@selection_options(replays=True)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0), help="Show at most this many flows.")
 @json_option
 def list_flows(db_path, selection, limit, as_json):
-    """List recorded flows, newest first.
+    """List recorded flows, newest first (by start time; replays included).
 
     \b
     Examples:
@@ -27,18 +27,14 @@ def list_flows(db_path, selection, limit, as_json):
 
     \b
     Columns: id, time (UTC), method, status (- when there was no response),
-    host, path, response size, duration and the replay safety class
-    (safe, idempotent, keyed, unsafe).
+    host, path, response size, duration, the replay safety class (safe,
+    idempotent, keyed, unsafe) and, for a replay, the flow it replayed (↺ 12).
     """
     from repost.store.queries import list_flows as query
 
     from repost.store.flowview import summary_json
 
     conn = _open(db_path)
-    if selection.search:
-        from repost.store.search import index_pending
-
-        index_pending(conn)  # whatever the writer has not indexed yet
     from repost.store.rules import READ_ONLY, get_rules
 
     rules = get_rules(conn, READ_ONLY)
@@ -50,7 +46,12 @@ def list_flows(db_path, selection, limit, as_json):
         return
     from .render import flows_table
 
-    flows_table(rows)
+    if rows:
+        flows_table(rows)
+        return
+    from repost.store.queries import has_flows
+
+    flows_table(rows, empty="no flows match" if has_flows(conn) else "no flows recorded yet")
 
 
 @click.command()

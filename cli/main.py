@@ -8,7 +8,7 @@ import sqlite3
 
 import click
 
-from repost.store.errors import StoreError
+from repost.store.errors import FlowNotFound, StoreError
 
 from .entry import debug, one_line, reader_left
 
@@ -48,11 +48,22 @@ class RepostGroup(click.Group):
         except BrokenPipeError:
             reader_left()
             ctx.exit(141)
+        except FlowNotFound as e:
+            if _debug(ctx):
+                raise
+            raise NoSuchFlow(one_line(e)) from None
         except (StoreError, sqlite3.Error, OSError, UnicodeError, OverflowError) as e:
             # OverflowError: an id or number too large for SQLite's 64-bit integers.
             if _debug(ctx):
                 raise
             raise click.ClickException(one_line(e)) from None
+
+
+class NoSuchFlow(click.ClickException):
+    """An id that names no flow: a usage error (2), in every command alike (diff's
+    1 means "different", so 1 could not say it there)."""
+
+    exit_code = 2
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -61,9 +72,10 @@ def _debug(ctx: click.Context) -> bool:
 
 @click.group(name="repost", cls=RepostGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (also REPOST_DEBUG=1).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="The SQLite database file, for the command that follows (its own --db wins).")
 @click.version_option(package_name="repost")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, db_path: str | None) -> None:
     """Record, inspect and safely replay HTTP write traffic.
 
     repost runs mitmproxy with a recorder that stores POST requests and their
@@ -76,10 +88,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
       repost list
       repost show 1
 
-    Every command takes --db PATH (default $REPOST_DB, else ./repost.db).
-    Exit codes: 0 success, 1 failure, 2 usage error.
+    Every command takes --db PATH (default $REPOST_DB, else ./repost.db), before
+    or after its name. Exit codes: 0 success, 1 failure, 2 usage error (an id
+    that names no flow included).
     """
-    ctx.ensure_object(dict)["debug"] = debug
+    ctx.ensure_object(dict).update(debug=debug, db_path=db_path)
 
 
 

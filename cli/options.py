@@ -10,10 +10,18 @@ def db_option(fn):
         "--db",
         "db_path",
         type=click.Path(dir_okay=False),
-        default=default_db_path,
+        callback=_db_path,
         show_default="$REPOST_DB, else ./repost.db",
-        help="The SQLite database file.",
+        help="The SQLite database file (also accepted before the command: repost --db X list).",
     )(fn)
+
+
+def _db_path(ctx: click.Context, param, value: str | None) -> str:
+    # The command's own --db wins; then one given before the command; then the default.
+    if value is not None:
+        return value
+    given = (ctx.find_root().obj or {}).get("db_path")
+    return given if given is not None else default_db_path()
 
 
 def json_option(fn):
@@ -58,8 +66,40 @@ def _methods(ctx, param, values):
     return [m.strip().upper() for v in values for m in v.split(",") if m.strip()]
 
 
-def selection_options(fn):
-    """list's filters, shared by list, replay and export; passes ``selection``."""
+def _filter(ctx, param, value):
+    if value is None:
+        return None
+    from repost.store.queries import InvalidFilter, check_filter
+
+    try:
+        check_filter(value)
+    except InvalidFilter as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def _search(ctx, param, value):
+    if value is None:
+        return None
+    from repost.store.search import SearchTerms
+
+    if SearchTerms(value).empty:
+        raise click.BadParameter(f"{value!r} has no word to search for")
+    return value
+
+
+def selection_options(fn=None, *, replays: bool = False):
+    """list's filters, shared by list, replay and export; passes ``selection``.
+
+    Replays of recorded flows are left out unless ``--include-replays``; with
+    ``replays=True`` (list) they are always in (the option is accepted, and hidden).
+    """
+    if fn is None:
+        return lambda f: _selection_options(f, replays)
+    return _selection_options(fn, replays)
+
+
+def _selection_options(fn, replays: bool):
     import functools
 
     options = [
@@ -69,17 +109,23 @@ def selection_options(fn):
         click.option("--since", callback=_times, help="Only flows started since a time ago (10m, 2h, 3d) or an ISO 8601 time."),
         click.option("--until", callback=_times, help="Only flows started before a time ago (10m, 2h, 3d) or an ISO 8601 time."),
         click.option("--method", "methods", multiple=True, callback=_methods, help="Only this method (repeatable, or POST,PUT)."),
-        click.option("--search", help="Only flows whose decoded request or response body contains these words (full text)."),
-        click.option("--filter", "filter_expr", help="Only flows matching a mitmproxy filter expression, e.g. '~m POST & ~bq book & ~c 201'."),
+        click.option("--search", callback=_search, help="Only flows whose decoded request or response body contains these words (full text)."),
+        click.option("--filter", "filter_expr", callback=_filter, help="Only flows matching a mitmproxy filter expression, e.g. '~m POST & ~bq book & ~c 201'."),
     ]
+    options.append(
+        click.option("--include-replays", is_flag=True, help="Also select replays of recorded flows (left out unless named by id).")
+        if not replays
+        else click.option("--include-replays", is_flag=True, hidden=True)  # list shows them anyway: accepted, as elsewhere
+    )
 
     @functools.wraps(fn)
-    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, **kwargs):
+    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, include_replays, **kwargs):
+        include_replays = include_replays or replays
         from repost.store.selection import Selection
 
         kwargs["selection"] = Selection(
             host=host, path=path, statuses=statuses, since=since, until=until,
-            methods=methods, search=search, filter_expr=filter_expr,
+            methods=methods, search=search, filter_expr=filter_expr, include_replays=include_replays,
         )  # fmt: skip
         return fn(*args, **kwargs)
 

@@ -37,13 +37,26 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
     Ctrl-C or SIGTERM flushes everything and exits 0.
     """
     from repost.addons.recorder import parse_methods
-    from repost.store.database import open_database
 
     try:
         parse_methods(methods)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--methods") from None
     _check_ports(modes, listen_host, listen_port)
+    from repost.store.database import discard_created
+
+    created = not os.path.exists(db_path)
+    try:
+        _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, extra, quiet)
+    except BaseException:
+        if created:  # a proxy that could not start (a busy port, a bad option) leaves no empty database
+            discard_created(db_path, only_if_empty=True)
+        raise
+
+
+def _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, extra, quiet):
+    from repost.store.database import open_database
+
     # Check the database before listening: a foreign or corrupt file is refused at once.
     open_database(db_path, create=True).close()
 

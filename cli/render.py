@@ -29,13 +29,14 @@ def _status_style(status: int | None) -> str:
 
 COLUMNS = [
     ("id", "right"), ("time", "left"), ("method", "left"), ("status", "right"), ("host", "left"),
-    ("path", "left"), ("size", "right"), ("duration", "right"), ("safety", "left"),
+    ("path", "left"), ("size", "right"), ("duration", "right"), ("safety", "left"), ("replay", "left"),
 ]  # fmt: skip
+REPLAY = len(COLUMNS) - 1  # "↺ 12": a replay of flow 12; the column only when the page holds a replay
 
 
-def flows_table(rows: list[dict]) -> None:
+def flows_table(rows: list[dict], empty: str = "no flows recorded yet") -> None:
     if not rows:
-        Console().print("no flows recorded yet")
+        Console().print(empty)
         return
     cells = [
         [
@@ -48,17 +49,22 @@ def flows_table(rows: list[dict]) -> None:
             human_size(r["response_size"]),
             f"{r['duration_ms']:.0f} ms" if r["duration_ms"] is not None else "-",
             r["safety"],
+            f"↺ {r['replay_of']}" if r.get("replay_of") is not None else "",
         ]
         for r in rows
     ]
+    with_replays = any(row[REPLAY] for row in cells)
     con = Console()
     if not con.is_terminal:
-        _plain_table(cells)
+        _plain_table(cells, with_replays)
         return
     if con.width < 100:  # the year is the first thing a narrow terminal can spare
         for row in cells:
             row[1] = row[1][5:]
-    widths = _fit([max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)], con.width)
+    natural = [max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)]
+    if not with_replays:
+        natural[REPLAY] = 0
+    widths = _fit(natural, con.width)
     shown = [i for i, w in enumerate(widths) if w]
     gap = " " * GAP
 
@@ -122,15 +128,21 @@ def _fit(widths: list[int], room: int) -> list[int]:
     return widths
 
 
-def _plain_table(cells: list[list[str]]) -> None:
+def _plain_table(cells: list[list[str]], with_replays: bool) -> None:
     """Aligned columns, two spaces apart: easy on the eye and for cut/awk."""
     header = [name for name, _ in COLUMNS]
-    widths = [max(len(header[i]), *(len(row[i]) for row in cells)) for i in range(len(header))]
-    lines = []
-    for row in [header, *cells]:
-        parts = [_align(c, i, w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(parts).rstrip())
-    write("\n".join(lines) + "\n")
+    shown = len(header) if with_replays else REPLAY
+    write(aligned([header[:shown], *(row[:shown] for row in cells)], [a for _, a in COLUMNS[:shown]]))
+
+
+def aligned(lines: list[list[str]], alignments: list[str]) -> str:
+    """Rows of cells (the first a header) as aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in lines) for i in range(len(alignments))]
+    out = []
+    for row in lines:
+        parts = [c.rjust(w) if a == "right" else c.ljust(w) for c, w, a in zip(row, widths, alignments)]
+        out.append("  ".join(parts).rstrip())
+    return "\n".join(out) + "\n"
 
 
 def show_flow(flow: dict, replays: list[dict], rules=()) -> None:

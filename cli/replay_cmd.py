@@ -60,13 +60,13 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
         tls = tls_context(insecure=insecure, cacert=cacert)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--cacert") from None
-    if not ids and selection.where()[0] == "" and not selection.filter_expr:
+    if not ids and not selection.narrows():
         raise click.UsageError("say which flows: give ids, or filters such as --path /orders --since 1h")
 
-    conn = open_database(db_path, create=True)
+    conn = open_database(db_path)  # a read: nothing to replay in a database that is not there
     if ids:
         flows = [get_flow(conn, i) for i in ids]
-        if selection.where()[0] or selection.filter_expr:
+        if selection.narrows():
             chosen = {row["id"] for row in select_full_flows(conn, _with_ids(selection, ids))}
             flows = [f for f in flows if f["id"] in chosen]
     else:

@@ -24,8 +24,12 @@ def rules():
 def add(rule, read_only, db_path):
     """Add a rule. A glob starting with / matches the path; otherwise the URL (without the query)."""
     from repost.store.database import open_database
-    from repost.store.rules import READ_ONLY, add_rule
+    from repost.store.rules import READ_ONLY, UnmatchableRule, add_rule, check_can_match, parse_rule
 
+    try:
+        check_can_match(parse_rule(rule)[1])  # before the database is created for it
+    except UnmatchableRule as e:
+        raise click.BadParameter(str(e), param_hint="'[METHOD] URL-GLOB'") from None
     added = add_rule(open_database(db_path, create=True), READ_ONLY, rule)
     click.echo(f"rule {added.id}: {added.describe()} is read-only")
 
@@ -44,10 +48,14 @@ def list_rules(db_path, as_json):
 
         write_json([r._asdict() for r in found])
         return
-    for r in found:
-        click.echo(f"{r.id}\t{r.kind}\t{r.describe()}\t{r.created_at}")
     if not found:
         click.echo("no rules", err=True)
+        return
+    from .render import aligned
+    from .terminal import write
+
+    table = [["id", "kind", "rule", "created"]] + [[str(r.id), r.kind, r.describe(), r.created_at] for r in found]
+    write(aligned(table, ["right", "left", "left", "left"]))
 
 
 @rules.command("remove")

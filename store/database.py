@@ -66,6 +66,27 @@ def open_database(path: str | os.PathLike, *, create: bool = False) -> sqlite3.C
     return conn
 
 
+def discard_created(path: str | os.PathLike, only_if_empty: bool = False) -> None:
+    """Remove a database that a failed command created itself, with its -wal and -shm:
+    a failure leaves nothing behind. ``only_if_empty``: unless it holds flows."""
+    path = os.fspath(path)
+    if only_if_empty:
+        try:
+            conn = sqlite3.connect(f"file:{_quote(path)}?mode=ro", uri=True)
+            try:
+                if conn.execute("SELECT 1 FROM flows LIMIT 1").fetchone() is not None:
+                    return
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass  # no flows table: nothing recorded
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+
+
 def _create_private_file(path: str) -> None:
     # Created 0600 before SQLite sees it: SQLite gives the -wal and -shm files the
     # same mode as the database, so secrets never sit in a world-readable file.

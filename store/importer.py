@@ -12,6 +12,7 @@ own reader, which knows every version and says what is wrong with a broken file.
 import base64
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -326,20 +327,28 @@ def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: b
         raise ImportError_(f"no file at {path}")
     fmt = fmt or detect_format(path)
     snapshots = read_snapshots(path, fmt)
-    writer = BatchWriter(str(db), redactor=None if keep_secrets else Redactor(load_key()), max_body=max_body)
-    batch, n = [], 0
+    created = not os.path.exists(db)
     try:
-        for snap in snapshots:
-            batch.append(snap)
-            if len(batch) >= BATCH:
+        writer = BatchWriter(str(db), redactor=None if keep_secrets else Redactor(load_key()), max_body=max_body)
+        batch, n = [], 0
+        try:
+            for snap in snapshots:
+                batch.append(snap)
+                if len(batch) >= BATCH:
+                    _write(writer, batch)
+                    n += len(batch)
+                    batch = []
+            if batch:
                 _write(writer, batch)
                 n += len(batch)
-                batch = []
-        if batch:
-            _write(writer, batch)
-            n += len(batch)
-    finally:
-        writer.close()
+        finally:
+            writer.close()
+    except BaseException:
+        if created:  # a failed import leaves no database it made itself (nor its part-import)
+            from .database import discard_created
+
+            discard_created(db)
+        raise
     return n
 
 

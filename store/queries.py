@@ -27,66 +27,165 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor]
 
 
+# Newest first: by the time a flow started, the id breaking ties. Ids alone are not
+# time order: an import stores old flows under new ids. idx_flows_started_at ends in
+# the rowid, so it is this order read backwards (tests/test_list.py checks the plan).
+NEWEST_FIRST = "ORDER BY started_at DESC, id DESC"
+OLDEST_FIRST = "ORDER BY started_at, id"
+
+
 def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
     """Summaries of the selected flows, newest first."""
     keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body", "request_redacted")
-    if selection is not None and selection.filter_expr:
+    _index_for(conn, selection)
+    if selection is not None and selection.needs_bodies():
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]
     cols = ", ".join([f"flows.{c}" for c in SUMMARY_COLUMNS] + list(SAFETY_COLUMNS))
+    if limit is None:
+        where, params = selection.where() if selection is not None else ("", [])
+        return _dicts(conn.execute(f"SELECT {cols} FROM flows{where} {NEWEST_FIRST}", params))
+    ids = _newest_ids(conn, selection, limit)
+    rows = conn.execute(f"SELECT {cols} FROM flows WHERE id IN ({', '.join('?' * len(ids))}) {NEWEST_FIRST}", ids)
+    return _dicts(rows)
+
+
+def _newest_ids(conn: sqlite3.Connection, selection, limit: int) -> list[int]:
+    """The ids of the ``limit`` newest selected flows, by time then id.
+
+    Ids follow time, except for imported flows, so: take the ``limit`` highest
+    matching ids, which the indexes give at once; the newest flows are among them
+    and the matches started after the oldest of them (few, unless an import brought
+    newer flows), read from the time index.
+    """
+    if limit <= 0:
+        return []
+    found = _highest_ids(conn, selection, limit)  # [(id, started_at)]
+    if len(found) == limit:
+        lowest_id, oldest = min(i for i, _ in found), min(t for _, t in found)
+        found = set(found) | set(_started_after(conn, selection, oldest, lowest_id))
+    newest = sorted(found, key=lambda f: (f[1], f[0]), reverse=True)[:limit]
+    return [flow_id for flow_id, _ in newest]
+
+
+def _highest_ids(conn: sqlite3.Connection, selection, limit: int | None) -> list[tuple[int, str]]:
+    return _by_id_desc(conn, selection, limit).fetchall()
+
+
+def _by_id_desc(conn: sqlite3.Connection, selection, limit: int | None = None) -> sqlite3.Cursor:
+    """(id, started_at) of the selected flows from the highest id down, read lazily."""
     page = " LIMIT ?" if limit is not None else ""
     tail = [limit] if limit is not None else []
-    if selection is not None and selection.search:
-        # Walk the full-text matches newest first and stop at --limit, instead of
-        # collecting every match (a common word matches most flows).
+    if selection is not None and selection.search is not None and not selection.search_terms().empty:
+        # Walk the full-text matches from the highest id and stop at --limit, instead
+        # of collecting every match (a common word matches most flows).
         where, params = selection.where(search=False)
         extra = where.replace(" WHERE ", " AND ", 1)
         sql = (
-            f"SELECT {cols} FROM flows_fts JOIN flows ON flows.id = flows_fts.rowid"
+            "SELECT flows.id, flows.started_at FROM flows_fts JOIN flows ON flows.id = flows_fts.rowid"
             f" WHERE flows_fts MATCH ?{extra} ORDER BY flows_fts.rowid DESC{page}"
         )
-        return _dicts(conn.execute(sql, [selection.fts_query()] + params + tail))
+        return conn.execute(sql, [selection.search_terms().index_query()] + params + tail)
     where, params = selection.where() if selection is not None else ("", [])
     if not where:
-        return _dicts(conn.execute(f"SELECT {cols} FROM flows ORDER BY id DESC{page}", tail))
+        return conn.execute(f"SELECT id, started_at FROM flows ORDER BY id DESC{page}", tail)
     # Few matches: find them by index, then sort just those. Many: walk the table
-    # newest first and stop at --limit (sorting 300,000 index hits would not).
+    # from the highest id and stop at --limit (sorting 300,000 index hits would not).
     probe = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM flows{where} LIMIT {FEW_MATCHES})", params)
     if probe.fetchone()[0] < FEW_MATCHES:
-        sql = (
-            f"SELECT {cols} FROM flows WHERE id IN"
-            f" (SELECT id FROM flows{where} ORDER BY +id DESC{page}) ORDER BY id DESC"
-        )
+        sql = f"SELECT id, started_at FROM flows WHERE id IN (SELECT id FROM flows{where}) ORDER BY id DESC{page}"
     else:
-        sql = f"SELECT {cols} FROM flows NOT INDEXED{where} ORDER BY id DESC{page}"
-    return _dicts(conn.execute(sql, params + tail))
+        sql = f"SELECT id, started_at FROM flows NOT INDEXED{where} ORDER BY id DESC{page}"
+    return conn.execute(sql, params + tail)
+
+
+def _started_after(conn: sqlite3.Connection, selection, oldest: str, below_id: int) -> list[tuple[int, str]]:
+    """Selected flows with an id below ``below_id`` that started after ``oldest``: read
+    from the time index, whose entries hold the id, so only such flows are looked up
+    (none, unless an import brought flows newer than later recorded ones)."""
+    where, params = selection.where(search=False) if selection is not None else ("", [])
+    extra = where.replace(" WHERE ", " AND ", 1)
+    rows = conn.execute(
+        f"SELECT id, started_at FROM flows INDEXED BY idx_flows_started_at WHERE started_at > ? AND id < ?{extra}",
+        [oldest, below_id] + params,
+    ).fetchall()
+    terms = selection.search_terms() if selection is not None else None
+    if terms is None or not rows:
+        return rows
+    # Which of them hold the words: one look at the full-text index over their id range.
+    low, high = min(r[0] for r in rows), max(r[0] for r in rows)
+    hits = {
+        r[0]
+        for r in conn.execute(
+            "SELECT rowid FROM flows_fts WHERE flows_fts MATCH ? AND rowid BETWEEN ? AND ?",
+            [terms.index_query(), low, high],
+        )
+    }
+    return [r for r in rows if r[0] in hits]
 
 
 FEW_MATCHES = 5000
 
 
+def _index_for(conn: sqlite3.Connection, selection) -> None:
+    """Before a search, index whatever the recorder's writer has not indexed yet."""
+    if selection is not None and selection.search is not None:
+        from .search import index_pending
+
+        index_pending(conn)
+
+
+def has_flows(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM flows LIMIT 1").fetchone() is not None
+
+
 def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = None, newest_first: bool = True):
-    """Whole rows (bodies included) of the selected flows, ``--filter`` applied.
+    """Whole rows (bodies included) of the selected flows, ``--filter`` and searched
+    phrases applied, by time (newest or oldest first), the id breaking ties.
 
-    Yields lazily, reading the candidates in pages, so a filter that matches
-    early reads little.
+    Reads the rows a page at a time, so a large export holds one page, and the
+    newest few (list's --limit) are found as ``list_flows`` finds them: from the
+    highest ids, then the matches that started later than the oldest of those.
     """
-    where, params = selection.where()
+    _index_for(conn, selection)
     match = _compile_filter(selection.filter_expr) if selection.filter_expr else None
-    order = "DESC" if newest_first else "ASC"
-    found = 0
-    cursor = conn.execute(f"SELECT * FROM flows{where} ORDER BY id {order}", params)
-    names = [d[0] for d in cursor.description]
-    for values in cursor:
-        row = dict(zip(names, values))
-        if match is not None:
-            from .flowmodel import row_to_flow
+    check = selection.needs_bodies()
+    if limit is not None and limit <= 0:
+        return
+    if newest_first and limit is not None:
+        found = list(_kept(conn, (i for i, _ in _by_id_desc(conn, selection)), selection, match, check, limit))
+        if len(found) == limit:
+            lowest_id, oldest = min(r["id"] for r in found), min(r["started_at"] for r in found)
+            later = (i for i, _ in _started_after(conn, selection, oldest, lowest_id))
+            found += _kept(conn, later, selection, match, check, None)
+        found.sort(key=lambda r: (r["started_at"], r["id"]), reverse=True)
+        yield from found[:limit]
+        return
+    where, params = selection.where()
+    ids = conn.execute(f"SELECT id FROM flows{where} {NEWEST_FIRST if newest_first else OLDEST_FIRST}", params)
+    yield from _kept(conn, (r[0] for r in ids), selection, match, check, limit)
 
-            if not match(row_to_flow(row)):
-                continue
-        yield row
-        found += 1
-        if limit is not None and found >= limit:
+
+def _kept(conn: sqlite3.Connection, ids, selection, match, check: bool, limit: int | None):
+    """The rows of ``ids``, in their order, that pass the checks SQL cannot make."""
+    import itertools
+
+    found = 0
+    while True:
+        chunk = list(itertools.islice(ids, PAGE))
+        if not chunk:
             return
+        cursor = conn.execute(f"SELECT * FROM flows WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        names = [d[0] for d in cursor.description]
+        by_id = {row["id"]: row for row in (dict(zip(names, values)) for values in cursor)}
+        rows = [by_id[flow_id] for flow_id in chunk]
+        for row in selection.keep(rows, match) if check else rows:
+            yield row
+            found += 1
+            if limit is not None and found >= limit:
+                return
+
+
+PAGE = 50
 
 
 def _compile_filter(expr: str):
@@ -94,8 +193,13 @@ def _compile_filter(expr: str):
 
     try:
         return flowfilter.parse(expr)
-    except ValueError as e:
-        raise InvalidFilter(f"invalid filter expression {expr!r}: {e}") from None
+    except ValueError:  # its message says no more than that
+        raise InvalidFilter(f"{expr!r} is not a mitmproxy filter expression (see https://docs.mitmproxy.org/stable/concepts-filters/)") from None
+
+
+def check_filter(expr: str) -> None:
+    """Raise InvalidFilter for an expression mitmproxy cannot parse."""
+    _compile_filter(expr)
 
 
 SQLITE_INTEGER = range(-(2**63), 2**63)
@@ -174,7 +278,7 @@ def _serve_where(method: str, path: str | None, host: str | None, selection) -> 
     if host is not None:
         clauses.append("host = ?")
         extra.append(host)
-    if not getattr(selection, "include_replays", False):
+    if selection is None:  # a Selection says itself whether replays are in (--include-replays)
         clauses.append("replay_of IS NULL")
     ids = getattr(selection, "allowed_ids", None)  # a --filter's result, computed once
     if ids is not None:

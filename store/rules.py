@@ -1,5 +1,6 @@
 """Rules the user keeps in the database: endpoints marked read-only."""
 
+import re
 import sqlite3
 from collections import namedtuple
 from fnmatch import fnmatchcase
@@ -37,8 +38,37 @@ def parse_rule(text: str) -> tuple[str | None, str]:
     raise StoreError(f"{text!r} is not a rule: give 'METHOD URL-GLOB' or 'URL-GLOB', e.g. 'POST */_search'")
 
 
+class UnmatchableRule(StoreError, ValueError):
+    """A rule that no recorded flow could ever match."""
+
+
+SCHEMES = ("http://", "https://")  # how every stored URL starts
+
+
+def check_can_match(glob: str) -> None:
+    """Refuse a glob no flow could match: a URL glob must allow the URL's scheme; a path
+    glob is matched without the query."""
+    literal = re.split(r"[*?\[]", glob, maxsplit=1)[0]
+    if glob.startswith("/"):
+        if re.search(r"\?[^/]*=", glob):
+            raise UnmatchableRule(f"{glob!r} would never match: a path glob is matched without the query (?...)")
+        return
+    if not any(s.startswith(literal) or literal.startswith(s) for s in SCHEMES):
+        hint = "" if literal.lower().startswith(SCHEMES) else f", or '*{glob}'"
+        raise UnmatchableRule(
+            f"{glob!r} would never match: a URL glob matches the whole URL from its scheme, lower case "
+            f"('https://host/path', '*/path'{hint}); a glob starting with / matches the path"
+        )
+
+
 def add_rule(conn: sqlite3.Connection, kind: str, text: str) -> Rule:
     method, glob = parse_rule(text)
+    check_can_match(glob)
+    same = conn.execute(
+        "SELECT id FROM rules WHERE kind = ? AND method IS ? AND url_glob = ?", [kind, method, glob]
+    ).fetchone()
+    if same is not None:
+        raise StoreError(f"rule {same[0]} already says that: {Rule(same[0], kind, method, glob, '').describe()}")
     with conn:
         cur = conn.execute(
             "INSERT INTO rules (kind, method, url_glob, created_at) VALUES (?, ?, ?, ?)", [kind, method, glob, now_iso()]

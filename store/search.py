@@ -62,3 +62,154 @@ def index_pending(conn: sqlite3.Connection, batch: int = 2000, limit: int | None
             break
         done += len(rows)
     return done
+
+
+# -- what a search text means --------------------------------------------------------
+#
+# The index keeps no positions (detail=none), so FTS5 refuses a phrase, and a quoted
+# string of several tokens (``"access_token"`` is two to unicode61: access, token) is
+# a phrase. So the text is split into tokens by SQLite's own tokenizer (no guessing
+# which characters separate words: the Unicode tables differ between Python and
+# SQLite), the index is asked for flows holding every token, and a word that is
+# several tokens is then checked as a phrase on those flows' decoded bodies, in a
+# private in-memory FTS5 table that keeps positions. Every token is quoted, so no
+# search text is ever query syntax (AND, NEAR, ^, *, :, quotes).
+
+TOKENIZER = "unicode61"  # as flows_fts's (store/migrations.py)
+_scratch: sqlite3.Connection | None = None
+
+
+def _scratch_db() -> sqlite3.Connection:
+    global _scratch
+    if _scratch is None:
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        conn.execute(f"CREATE VIRTUAL TABLE words USING fts5(text, tokenize='{TOKENIZER}')")
+        conn.execute("CREATE VIRTUAL TABLE words_seen USING fts5vocab(words, instance)")
+        conn.execute(f"CREATE VIRTUAL TABLE bodies USING fts5(request_body, response_body, tokenize='{TOKENIZER}')")
+        _scratch = conn
+    return _scratch
+
+
+def tokens(text: str) -> list[str]:
+    """``text`` as the index's tokenizer splits it (folded to lower case, no diacritics)."""
+    conn = _scratch_db()
+    with conn:
+        conn.execute("DELETE FROM words")
+        conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
+        found = [r[0] for r in conn.execute("SELECT term FROM words_seen WHERE doc = 1 ORDER BY offset")]
+        conn.execute("DELETE FROM words")
+    return found
+
+
+def _quoted(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+class SearchTerms:
+    """A ``--search`` text: every word required, anywhere in the request or response body."""
+
+    def __init__(self, text: str):
+        words = [tokens(word) for word in text.split()]
+        self.tokens = list(dict.fromkeys(t for word in words for t in word))
+        # A word of several tokens (access_token, order-123, a.b) must appear as written.
+        phrases = list(dict.fromkeys(tuple(word) for word in words if len(word) > 1))
+        self.phrase_query = " AND ".join(_quoted(" ".join(p)) for p in phrases) or None
+        # On ASCII text unicode61 is simple (letters and digits, any case, make tokens),
+        # so there a pattern says exactly what the tokenizer would, some 20x faster.
+        self._ascii_patterns = [_phrase_pattern(p) for p in phrases]
+
+    @property
+    def empty(self) -> bool:
+        return not self.tokens
+
+    def index_query(self) -> str:
+        """An FTS5 query for the index: each token alone, all required (an implicit AND)."""
+        return " ".join(_quoted(t) for t in self.tokens)
+
+    def rows_matching(self, rows: list[dict]) -> set[int]:
+        """The ids of those ``rows`` whose decoded bodies hold every word of several
+        tokens, each as its tokens side by side (a phrase)."""
+        if self.phrase_query is None:
+            return {row["id"] for row in rows}
+        found, others = set(), []
+        for row in rows:
+            request = _indexed_text(row["request_body"], row["request_content_encoding"], row["request_headers"])
+            response = _indexed_text(row["response_body"], row["response_content_encoding"], row["response_headers"])
+            if request.isascii() and response.isascii():
+                request, response = request.lower(), response.lower()
+                if all(_ascii_phrase_in(request, p) or _ascii_phrase_in(response, p) for p in self._ascii_patterns):
+                    found.add(row["id"])
+            else:
+                others.append((row["id"], request, response))
+        if others:  # SQLite's tokenizer itself, in a scratch table that keeps positions
+            conn = _scratch_db()
+            with conn:
+                conn.executemany("INSERT INTO bodies (rowid, request_body, response_body) VALUES (?, ?, ?)", others)
+                found.update(r[0] for r in conn.execute("SELECT rowid FROM bodies WHERE bodies MATCH ?", [self.phrase_query]))
+                conn.execute("DELETE FROM bodies")
+        return found
+
+
+def _phrase_pattern(tokens: tuple[str, ...]):
+    """A pattern for the tokens side by side in lower-cased ASCII; it starts with the
+    first token, so the regex engine scans for it in C (a look-behind would have it
+    tried at every position, ~50x slower): the token boundary before is checked apart."""
+    import re
+
+    # A token of non-ASCII letters never matches ASCII text: right, it is not there.
+    return re.compile("[^a-z0-9]+".join(re.escape(t) for t in tokens) + "(?![a-z0-9])")
+
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _ascii_phrase_in(text: str, pattern) -> bool:
+    found = pattern.search(text)
+    while found is not None:
+        start = found.start()
+        if start == 0 or text[start - 1] not in _ALNUM:
+            return True
+        found = pattern.search(text, start + 1)  # not finditer: a match may overlap the refused one
+    return False
+
+
+# In headers, what could make a plain ASCII body's text differ from its bytes: a binary
+# type, or a charset that does not read ASCII as ASCII (UTF-16, EBCDIC...).
+_BINARY_MARKERS = ("image/", "audio/", "video/", "font/", "protobuf", "zip")
+_ASCII_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1", "windows-1252"}
+_CHARSET = None
+
+
+def _plain_headers(headers: str) -> bool:
+    global _CHARSET
+    lowered = headers.lower()
+    if any(marker in lowered for marker in _BINARY_MARKERS):
+        return False
+    if "charset" not in lowered:
+        return True
+    if _CHARSET is None:
+        import re
+
+        _CHARSET = re.compile(r"charset\s*=\s*[\\\"']*([^\"';,\\\s]*)")
+    names = _CHARSET.findall(lowered)
+    return len(names) == lowered.count("charset") and all(n in _ASCII_CHARSETS for n in names)
+
+
+def _indexed_text(body, encoding, headers) -> str:
+    """What the index was given for a body (``_text``), without decoding the commonest
+    kind: no content-encoding, ASCII, no NUL, headers naming no binary type and no
+    charset but one that reads ASCII as ASCII."""
+    if (
+        body
+        and not encoding
+        and isinstance(headers, str)
+        and body.isascii()
+        and b"\x00" not in body[:1024]
+        and _plain_headers(headers)
+    ):
+        return bytes(body[:INDEX_CAP]).decode("ascii")
+    return _text(body, encoding, _json_text(headers))
+
+
+def _json_text(headers) -> str:
+    return headers if isinstance(headers, str) or headers is None else json.dumps(headers)

@@ -53,15 +53,55 @@ class Selection:
     methods: list[str] = field(default_factory=list)
     search: str | None = None
     filter_expr: str | None = None
+    # Replays of recorded flows (replay_of set): list shows them; replay and export
+    # leave them out unless --include-replays, or named by id.
+    include_replays: bool = True
+    _terms: object = field(default=None, init=False, repr=False, compare=False)
 
-    def fts_query(self) -> str:
-        return fts_phrase(self.search or "")
+    def narrows(self) -> bool:
+        """Whether any filter was given (``replay`` with none would replay everything)."""
+        return bool(
+            self.ids or self.host or self.path or self.statuses or self.since or self.until
+            or self.methods or self.search is not None or self.filter_expr
+        )  # fmt: skip
+
+    def search_terms(self):
+        """The ``--search`` text parsed by the index's own tokenizer (store/search.py)."""
+        if self._terms is None and self.search is not None:
+            from .search import SearchTerms
+
+            self._terms = SearchTerms(self.search)
+        return self._terms
+
+    def needs_bodies(self) -> bool:
+        """Whether rows must be checked one by one on their bodies: --filter, or a
+        searched word of several tokens (a phrase the index cannot answer)."""
+        terms = self.search_terms()
+        return bool(self.filter_expr) or (terms is not None and terms.phrase_query is not None)
+
+    def keep(self, rows: list[dict], match=None):
+        """Those of ``rows`` that pass the checks SQL cannot make: searched phrases
+        (a page at a time), then ``match`` (--filter; lazily, one row at a time, so
+        a list stops converting flows at --limit)."""
+        terms = self.search_terms()
+        if terms is not None and terms.phrase_query is not None:
+            hits = terms.rows_matching(rows)
+            rows = [row for row in rows if row["id"] in hits]
+        if match is None:
+            yield from rows
+            return
+        from .flowmodel import row_to_flow
+
+        yield from (row for row in rows if match(row_to_flow(row)))
 
     def where(self, search: bool = True) -> tuple[str, list]:
+        """The SQL filters; ``search=False`` leaves the full-text one out."""
         clauses, params = [], []
         if self.ids:
             clauses.append(f"id IN ({', '.join('?' * len(self.ids))})")
             params += self.ids
+        elif not self.include_replays:
+            clauses.append("replay_of IS NULL")
         if self.host:
             clauses.append("host GLOB ?" if _is_glob(self.host) else "host = ?")
             params.append(self.host)
@@ -84,20 +124,16 @@ class Selection:
         if self.methods:
             clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
             params += [m.upper() for m in self.methods]
-        if self.search and search:
-            clauses.append("id IN (SELECT rowid FROM flows_fts WHERE flows_fts MATCH ?)")
-            params.append(fts_phrase(self.search))
+        terms = self.search_terms() if search else None
+        if terms is not None:
+            if terms.empty:  # nothing but punctuation: no flow holds no word
+                clauses.append("0")
+            else:
+                clauses.append("id IN (SELECT rowid FROM flows_fts WHERE flows_fts MATCH ?)")
+                params.append(terms.index_query())
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
-
-def fts_phrase(text: str) -> str:
-    """Each word as a quoted FTS5 token, all required: no query syntax to trip over.
-
-    Split the way the unicode61 tokenizer splits, since the index keeps no
-    positions (detail=none) and so cannot match a phrase of several tokens."""
-    tokens = re.findall(r"\w+", text)
-    return " ".join(f'"{t}"' for t in tokens) or '""'

@@ -103,7 +103,7 @@ def test_unknown_flow_id(tmp_path):
 
     open_database(tmp_path / "r.db", create=True).close()
     result = run("show", "42", "--db", str(tmp_path / "r.db"))
-    assert result.returncode == 1 and "no flow with id 42" in result.stderr
+    assert result.returncode == 2 and "no flow with id 42" in result.stderr
 
 
 def test_non_number_id_is_a_usage_error(tmp_path):

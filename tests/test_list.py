@@ -139,7 +139,7 @@ def test_bad_filter_values_are_clear_errors(recorded):
         result = repost("list", "--db", str(db), *args)
         assert result.exit_code == 2 and "Traceback" not in result.output
     result = repost("list", "--db", str(db), "--filter", "~q ~~(")
-    assert result.exit_code == 1 and "invalid filter expression" in result.output
+    assert result.exit_code == 2 and "is not a mitmproxy filter expression" in result.output
 
 
 def test_human_table_in_a_pipe_is_aligned_and_plain(recorded):

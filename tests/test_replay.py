@@ -266,4 +266,4 @@ def test_replay_by_filters_and_usage_errors(tmp_path, counting_upstream):
     assert replay(db).exit_code == 2  # no ids, no filters: refuse to replay everything
     assert replay(db, "1", "--to", "ftp://x").exit_code == 2
     assert replay(db, "1", "-H", "no-colon").exit_code == 2
-    assert replay(db, "99").exit_code == 1
+    assert replay(db, "99").exit_code == 2  # an id that names no flow: as in show and diff

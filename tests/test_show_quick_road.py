@@ -94,7 +94,7 @@ def test_quick_road_does_not_import_click(db):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["show", "99"], 1, "Error: no flow with id 99"),
+        (["show", "99"], 2, "Error: no flow with id 99"),
         (["show", "abc"], 2, "'abc' is not a valid integer"),
         (["show", "1", "--db", "/nonexistent/r.db"], 1, "no database at /nonexistent/r.db"),
     ],
@@ -114,7 +114,7 @@ def test_ids_too_large_for_sqlite_are_no_flows(db, flow_id):
     result = run("show", flow_id, "--db", str(db))
     assert "Traceback" not in result.stderr
     if len(flow_id) < 4300:  # click's int() refuses longer ones as a usage error
-        assert result.returncode == 1 and f"no flow with id {flow_id}" in result.stderr
+        assert result.returncode == 2 and f"no flow with id {flow_id}" in result.stderr
     else:
         assert result.returncode == 2 and "is not a valid integer" in result.stderr
 
