@@ -72,7 +72,9 @@ def select_full_flows(conn: sqlite3.Connection, selection, limit: int | None = N
     match = _compile_filter(selection.filter_expr) if selection.filter_expr else None
     order = "DESC" if newest_first else "ASC"
     found = 0
-    cursor = conn.execute(f"SELECT * FROM flows{where} ORDER BY id {order}", params)
+    # A replay's original by its flow id too: exports carry that, so an import can link them again.
+    origin = "(SELECT o.flow_id FROM flows AS o WHERE o.id = flows.replay_of) AS replay_of_flow_id"
+    cursor = conn.execute(f"SELECT *, {origin} FROM flows{where} ORDER BY id {order}", params)
     names = [d[0] for d in cursor.description]
     for values in cursor:
         row = dict(zip(names, values))
