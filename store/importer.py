@@ -511,7 +511,7 @@ def mitm_incoming(path: Path) -> Iterator[Incoming]:
                     found = None
                 if found is None:
                     for flow in _flows(path, io.BytesIO(buf[start:end])):
-                        yield _flow_incoming(*_flow_snapshot(flow), n)
+                        yield _flow_incoming(*_flow_snapshot(path, flow, n), n)
                         n += 1
                 else:
                     yield _flow_incoming(*found, n)
@@ -519,17 +519,21 @@ def mitm_incoming(path: Path) -> Iterator[Incoming]:
         except tnet.Unframed as e:
             f.seek(e.offset)
             for flow in _flows(path, f):
-                yield _flow_incoming(*_flow_snapshot(flow), n)
+                yield _flow_incoming(*_flow_snapshot(path, flow, n), n)
                 n += 1
 
 
-def _flow_snapshot(flow) -> tuple:
-    """(snapshot, repost's metadata) of a flow mitmproxy's reader made."""
-    if not isinstance(flow.metadata, dict):
-        flow.metadata = {}
-    # "repost_tees" is the recorder's own note on a live flow, never a file's to give.
-    flow.metadata.pop("repost_tees", None)
-    return snapshot(flow), flow.metadata.get("repost")
+def _flow_snapshot(path: Path, flow, n: int) -> tuple:
+    """(snapshot, repost's metadata) of a flow mitmproxy's reader made (which checks
+    few of the types a file gives it: an error may be a dict)."""
+    try:
+        if not isinstance(flow.metadata, dict):
+            flow.metadata = {}
+        # "repost_tees" is the recorder's own note on a live flow, never a file's to give.
+        flow.metadata.pop("repost_tees", None)
+        return snapshot(flow), flow.metadata.get("repost")
+    except _ENTRY_ERRORS as e:
+        raise ImportError_(f"{path}: flow {n} could not be read: {_reason(e)}") from None
 
 
 def _flow_incoming(snap: tuple, meta, n: int) -> Incoming:
