@@ -151,8 +151,8 @@ def _reason(e: BaseException) -> str:
         return f"no {e.args[0]!r} field" if e.args else "a field is missing"
     if isinstance(e, RecursionError):
         return "nested too deeply"
-    if isinstance(e, (TypeError, AttributeError)):
-        return f"a field of the wrong type ({_short(str(e))})"
+    if isinstance(e, (TypeError, AttributeError, IndexError)):
+        return f"a field of the wrong type or shape ({_short(str(e))})"
     return _short(str(e)) or type(e).__name__
 
 

@@ -558,3 +558,17 @@ def test_a_cassette_with_a_redacted_password_plays_back_with_repost_body_matcher
         with pytest.raises(CannotOverwriteExistingCassetteException):
             requests.post(f"{u}/login", json={"user": "ada", "password": "another one", "remember": True})
     assert counting_upstream.count() == 0
+
+
+def test_reposts_own_har_edited_out_of_its_one_entry_a_line_shape_is_still_read_whole(fixture_db, tmp_path):
+    db, ids = fixture_db
+    lines = export(db, "har").splitlines()
+    entry = json.loads(lines[2].rstrip(","))
+    entry["comment"] = "edited by hand"
+    lines[2] = json.dumps(entry, indent=2) + ","  # one entry now over many lines
+    edited = tmp_path / "edited.har"
+    edited.write_text("\n".join(lines))
+    copy = tmp_path / "copy.db"
+    assert f"imported {len(ids)} flows" in _import(edited, copy)
+    for original_id, copy_id in zip(ids, range(1, len(ids) + 1)):
+        same_flow(show_json(db, original_id), show_json(copy, copy_id))
