@@ -371,6 +371,14 @@ def test_a_replay_exported_apart_links_to_its_original_imported_before(recorded_
     alone = tmp_path / "alone.db"
     _import(replay, alone)
     assert show_json(alone, 1)["replay_of"] is None
+    # The replay before its original in one file: linked once the original is in.
+    doc = json.loads(export(db, "har", "1", "3"))
+    doc["log"]["entries"].reverse()
+    reversed_har = tmp_path / "reversed.har"
+    reversed_har.write_text(json.dumps(doc))
+    both = tmp_path / "both.db"
+    _import(reversed_har, both)
+    assert show_json(both, 1)["replay_of"] == 2 and show_json(both, 2)["replay_of"] is None
 
 
 def test_a_browser_har_imported_twice_is_imported_once(tmp_path):
