@@ -29,37 +29,23 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
-from hashlib import sha256
 from pathlib import Path
-from typing import NamedTuple
 
 from . import tnetstring_fast as tnet
-from .capture import Streamed, make_snapshot, snapshot
-from .errors import StoreError
-
-# Text from a file shown in an error line: control and direction characters escaped,
-# so that a crafted file cannot write escape sequences to the user's terminal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
-class ImportError_(StoreError):
-    def __init__(self, message: str):
-        super().__init__(_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", message))
-
-
-class Imported(NamedTuple):
-    imported: int
-    skipped: int  # already in the database (same flow id), or twice in the file
-
-
-class Incoming(NamedTuple):
-    """A flow read from a file: its snapshot, the flow id of the flow it replays (when
-    the file says), and where it is in the file, for error messages."""
-
-    snap: tuple
-    replay_of: str | None
-    where: str
-
+from .capture import make_snapshot, snapshot
+from .import_common import (
+    ENTRY_ERRORS,
+    ImportError_,
+    Imported,
+    Incoming,
+    content_id,
+    extras_of,
+    failure_reason,
+    no_time,
+    request_note,
+    short,
+    with_extras,
+)
 
 # -- which format ------------------------------------------------------------------
 
@@ -84,91 +70,6 @@ def detect_format(path: Path) -> str:
     raise ImportError_(
         f"{path}: not a HAR file, a VCR.py cassette or a mitmproxy flow file (give --format har, vcr or mitm to say which)"
     )
-
-
-# -- what every format shares --------------------------------------------------------
-
-
-def _time(value) -> float | None:
-    """A timestamp, or None for "no time": 0, negative, not a number, not finite."""
-    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
-        return None
-    return float(value)
-
-
-def _content_id(item, seen: Counter) -> str:
-    """A flow id for an entry whose file gives none: derived from its content (and how
-    many identical ones came before it), so the same file imported twice adds nothing."""
-    digest = sha256(repr(item).encode("utf-8", "surrogatepass")).hexdigest()
-    seen[digest] += 1
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"repost-import:{digest}:{seen[digest]}"))
-
-
-def _extras(meta) -> dict:
-    """What repost's own export wrote beside a flow (HAR ``_repost``, a flow file's
-    ``metadata["repost"]``), the parts that are what they claim to be."""
-    if not isinstance(meta, dict):
-        return {}
-    out = {}
-    for key in ("flow_id", "replay_of_flow_id"):
-        value = meta.get(key)
-        if isinstance(value, str) and 0 < len(value) <= 200:
-            out[key] = value
-    if meta.get("incomplete") is True:
-        out["incomplete"] = True
-    chunks = meta.get("chunks")
-    if isinstance(chunks, list) and all(
-        isinstance(c, list) and len(c) == 2 and type(c[0]) in (int, float) and math.isfinite(c[0])
-        and type(c[1]) is int and c[1] >= 0
-        for c in chunks
-    ):  # fmt: skip
-        out["chunks"] = tuple((float(t), size) for t, size in chunks)
-    if "duration_ms" in meta:
-        d = meta["duration_ms"]
-        out["duration_ms"] = d if type(d) in (int, float) and math.isfinite(d) and d >= 0 else None
-    return out
-
-
-def _with_extras(snap: tuple, extras: dict) -> tuple:
-    """The snapshot with repost's own fields applied: a stream's chunk times and its
-    being cut off; no end times where the duration was unknown."""
-    flow_id, started, method, scheme, host, port, target, version, fields, body, resp, err, replay_of = snap
-    unknown = "duration_ms" in extras and extras["duration_ms"] is None
-    if resp is not None:
-        status, reason, rversion, rfields, raw, ended = resp
-        if extras.get("chunks") or extras.get("incomplete"):
-            raw = raw or b""
-            raw = Streamed(raw, len(raw), sha256(raw).hexdigest(), not extras.get("incomplete"), extras.get("chunks", ()))
-        resp = (status, reason, rversion, rfields, raw, None if unknown else ended)
-    if err is not None and unknown:
-        err = (err[0], None)
-    return (flow_id, started, method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
-
-
-def _reason(e: BaseException) -> str:
-    """Why an entry could not be read, in words (an exception's name means little)."""
-    if isinstance(e, KeyError):
-        return f"no {e.args[0]!r} field" if e.args else "a field is missing"
-    if isinstance(e, RecursionError):
-        return "nested too deeply"
-    if isinstance(e, (TypeError, AttributeError, IndexError)):
-        return f"a field of the wrong type or shape ({_short(str(e))})"
-    return _short(str(e)) or type(e).__name__
-
-
-def _short(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-_ENTRY_ERRORS = (KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError, OverflowError)
-
-
-def _read_text(path: Path, what: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportError_(f"{path}: not {what} (not UTF-8 text)") from None
 
 
 # -- HAR -------------------------------------------------------------------------
@@ -198,7 +99,7 @@ def _har_entries(path: Path) -> Iterator[tuple[int, object]]:
                     try:
                         entry = json.loads(text[:-1] if text.endswith(",") else text)
                     except (ValueError, RecursionError) as e:
-                        line_error = f"log.entries[{n}] is not valid JSON ({_reason(e)})"
+                        line_error = f"log.entries[{n}] is not valid JSON ({failure_reason(e)})"
                         break
                     yield n, entry
                     n += 1
@@ -231,23 +132,12 @@ def har_incoming(path: Path) -> Iterator[Incoming]:
     for i, entry in har_entries(path):
         where = f"log.entries[{i}]"
         try:
-            extras = _extras(entry.get("_repost")) if isinstance(entry, dict) else {}
-            flow_id = extras.get("flow_id") or _content_id(entry, seen)
-            snap = _with_extras(har_entry_to_snapshot(entry, flow_id), extras)
-        except _ENTRY_ERRORS as e:
-            raise ImportError_(f"{path}: {where}{_request_note(entry, 'url')} could not be read: {_reason(e)}") from None
+            extras = extras_of(entry.get("_repost")) if isinstance(entry, dict) else {}
+            flow_id = extras.get("flow_id") or content_id(entry, seen)
+            snap = with_extras(har_entry_to_snapshot(entry, flow_id), extras)
+        except ENTRY_ERRORS as e:
+            raise ImportError_(f"{path}: {where}{request_note(entry, 'url')} could not be read: {failure_reason(e)}") from None
         yield Incoming(snap, extras.get("replay_of_flow_id"), where)
-
-
-def _request_note(item, url_key: str) -> str:
-    """" (METHOD URL)" of an entry or interaction, for an error message; "" when it has none."""
-    try:
-        method, url = item["request"]["method"], item["request"][url_key]
-    except Exception:  # noqa: BLE001 - a note only: whatever the entry holds, say nothing
-        return ""
-    if not isinstance(method, str) or not isinstance(url, str):
-        return ""
-    return f" ({_short(method, 20)} {_short(url, 120)})"
 
 
 def har_entry_to_snapshot(entry: dict, flow_id: str | None = None) -> tuple:
@@ -265,7 +155,7 @@ def har_entry_to_snapshot(entry: dict, flow_id: str | None = None) -> tuple:
     from mitmproxy.net.http import status_codes, url
     from mitmproxy.net.http.headers import infer_content_encoding
 
-    started = _time(datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00")).timestamp())
+    started = no_time(datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00")).timestamp())
     duration = entry.get("time")
     known = type(duration) in (int, float) and math.isfinite(duration) and duration >= 0
     ended = started + duration / 1000.0 if started and known else None
@@ -371,107 +261,6 @@ def _har_version(value) -> str:
     return value if value.startswith("HTTP/") else "HTTP/1.1"
 
 
-# -- VCR.py cassettes --------------------------------------------------------------
-
-
-def vcr_incoming(path: Path) -> Iterator[Incoming]:
-    """The interactions of a cassette (format version 1, YAML or JSON), loaded with
-    vcrpy's own serializers and read as vcrpy reads them (``vcr.serialize``).
-
-    A cassette has no times: each flow starts when it is imported, its duration unknown."""
-    data = _load_cassette(path, _read_text(path, "a VCR.py cassette"))
-    if isinstance(data, list) and data and isinstance(data[0], dict) and "request" in data[0]:
-        raise ImportError_(f"{path}: a cassette of a VCR.py older than 1.0 (no format version); migrate it with vcrpy first")
-    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-        raise ImportError_(f"{path}: not a VCR.py cassette (no interactions)")
-    version = data.get("version")
-    if version != 1:
-        raise ImportError_(f"{path}: a cassette of format version {_short(repr(version), 40)}; repost reads version 1")
-    seen: Counter = Counter()
-    for i, interaction in enumerate(data["interactions"]):
-        where = f"interactions[{i}]"
-        try:
-            snap = _interaction_snapshot(interaction, _content_id(interaction, seen))
-        except _ENTRY_ERRORS as e:
-            raise ImportError_(f"{path}: {where}{_request_note(interaction, 'uri')} could not be read: {_reason(e)}") from None
-        yield Incoming(snap, None, where)
-
-
-def _load_cassette(path: Path, text: str):
-    """The cassette's data, as vcrpy's serializer for its format loads it. YAML only
-    through a safe loader: a cassette is a file from anywhere, and an older vcrpy's
-    YAML serializer uses PyYAML's full loader, which builds any Python object a file
-    names (running code)."""
-    import yaml
-    from vcr.serializers import jsonserializer, yamlserializer
-
-    try:
-        if text.lstrip().startswith("{"):
-            return jsonserializer.deserialize(text)
-        loader = getattr(yamlserializer, "_CassetteLoader", None)
-        safe = (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        if isinstance(loader, type) and issubclass(loader, safe):
-            return yamlserializer.deserialize(text)
-        return yaml.load(text, Loader=safe[-1])  # noqa: S506 - a safe loader
-    except RecursionError:
-        raise ImportError_(f"{path}: not a VCR.py cassette (nested too deeply)") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ImportError_(f"{path}: not a VCR.py cassette (YAML: {_short(str(e.problem or e.context))}{at})") from None
-    except (yaml.YAMLError, ValueError) as e:
-        raise ImportError_(f"{path}: not a VCR.py cassette ({_short(str(e))})") from None
-
-
-def _interaction_snapshot(interaction: dict, flow_id: str) -> tuple:
-    """One interaction as a snapshot: the request as ``vcr.request.Request`` reads it
-    (its body as vcrpy sends it), every header value of it kept (vcrpy's Request keeps
-    the first); the response as vcrpy plays it back (``convert_to_bytes``), in the
-    layout of vcrpy's current stubs or of its older httpx one."""
-    from mitmproxy.net.http import status_codes, url
-    from vcr.request import Request
-    from vcr.serializers import compat
-    from vcr.util import read_body
-
-    request = Request._from_dict(dict(interaction["request"]))
-    body = read_body(request)
-    if body is None:
-        body = b""
-    elif not isinstance(body, bytes):
-        raise TypeError(f"request body of type {type(body).__name__}")
-    scheme, host, port, target = url.parse(request.uri)
-    headers = _cassette_headers(interaction["request"].get("headers") or {})
-
-    response = compat.convert_to_bytes(dict(interaction["response"]))
-    if "status_code" in response:  # the layout of vcrpy's old httpx stub
-        status, reason = response["status_code"], ""
-        raw = response.get("content") or b""
-        raw = raw.encode("utf-8") if isinstance(raw, str) else raw
-    else:
-        status, reason = response["status"]["code"], response["status"].get("message") or ""
-        raw = response["body"]["string"] or b""
-    if type(status) is not int or not isinstance(raw, bytes) or not isinstance(reason, str):
-        raise TypeError("status code, reason or body of the wrong type")
-    reason = reason or status_codes.RESPONSES.get(status, "")
-    fields = tuple((k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in _cassette_headers(response.get("headers") or {}))
-    return make_snapshot(
-        flow_id=flow_id, started=None, method=request.method, scheme=scheme.decode(), host=host.decode("idna"),
-        port=port, target=target.decode("utf-8", "surrogateescape"), headers=headers, body=body,
-        response=(status, reason, "HTTP/1.1", fields, raw, None), error=None,
-    )  # fmt: skip
-
-
-def _cassette_headers(headers: dict) -> list[tuple[str, str]]:
-    """A cassette's ``{name: [value, ...]}`` (or ``{name: value}``) as (name, value) pairs."""
-    pairs = []
-    for name, values in headers.items():
-        for value in values if isinstance(values, list) else [values]:
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError(f"header {name!r}: name and value must be text")
-            pairs.append((name, value))
-    return pairs
-
-
 # -- mitmproxy flow files ----------------------------------------------------------
 
 FLOW_FORMAT_VERSION = 21  # the layout read below: what mitmproxy 11 and 12 write
@@ -532,23 +321,23 @@ def _flow_snapshot(path: Path, flow, n: int) -> tuple:
         # "repost_tees" is the recorder's own note on a live flow, never a file's to give.
         flow.metadata.pop("repost_tees", None)
         return snapshot(flow), flow.metadata.get("repost")
-    except _ENTRY_ERRORS as e:
-        raise ImportError_(f"{path}: flow {n} could not be read: {_reason(e)}") from None
+    except ENTRY_ERRORS as e:
+        raise ImportError_(f"{path}: flow {n} could not be read: {failure_reason(e)}") from None
 
 
 def _flow_incoming(snap: tuple, meta, n: int) -> Incoming:
-    extras = _extras(meta)
-    return Incoming(_with_extras(_no_zero_times(snap), extras), extras.get("replay_of_flow_id"), f"flow {n}")
+    extras = extras_of(meta)
+    return Incoming(with_extras(_no_zero_times(snap), extras), extras.get("replay_of_flow_id"), f"flow {n}")
 
 
 def _no_zero_times(snap: tuple) -> tuple:
     """A flow file's times, 0 (or junk) being no time."""
     flow_id, started, method, scheme, host, port, target, version, fields, body, resp, err, replay_of = snap
     if resp is not None:
-        resp = resp[:5] + (_time(resp[5]),)
+        resp = resp[:5] + (no_time(resp[5]),)
     if err is not None:
-        err = (err[0], _time(err[1]))
-    return (flow_id, _time(started), method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
+        err = (err[0], no_time(err[1]))
+    return (flow_id, no_time(started), method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
 
 
 def _record_snapshot(b: bytes, start: int, end: int):
@@ -619,9 +408,9 @@ def _flows(path: Path, f) -> Iterator:
         except StopIteration:
             return
         except exceptions.FlowReadException as e:
-            raise ImportError_(f"{path}: not a readable mitmproxy flow file ({_short(str(e))})") from None
+            raise ImportError_(f"{path}: not a readable mitmproxy flow file ({short(str(e))})") from None
         except (AssertionError, AttributeError, KeyError, TypeError, ValueError, IndexError, RecursionError) as e:  # what its reader lets through
-            raise ImportError_(f"{path}: not a readable mitmproxy flow file ({type(e).__name__}: {_short(str(e))})") from None
+            raise ImportError_(f"{path}: not a readable mitmproxy flow file ({type(e).__name__}: {short(str(e))})") from None
         if isinstance(flow, http.HTTPFlow):
             yield flow
 
@@ -630,7 +419,11 @@ def _flows(path: Path, f) -> Iterator:
 
 
 def read_incoming(path: Path, fmt: str) -> Iterator[Incoming]:
-    readers = {"har": har_incoming, "vcr": vcr_incoming, "mitm": mitm_incoming}
+    if fmt == "vcr":
+        from .import_vcr import vcr_incoming
+
+        return vcr_incoming(path)
+    readers = {"har": har_incoming, "mitm": mitm_incoming}
     if fmt not in readers:
         raise ImportError_(f"unknown format {fmt!r}")
     return readers[fmt](path)
@@ -683,8 +476,8 @@ def _store(conn, incoming: Iterator[Incoming], redactor, max_body: int, path: Pa
             try:
                 row = row_from_snapshot(snap, redactor, max_body)
                 rowid = conn.execute(INSERT_SQL, row).lastrowid
-            except (*ROW_ERRORS, *_ENTRY_ERRORS) as e:
-                raise ImportError_(f"{path}: {item.where} ({_target(snap)}) could not be stored: {_reason(e)}") from e
+            except (*ROW_ERRORS, *ENTRY_ERRORS) as e:
+                raise ImportError_(f"{path}: {item.where} ({_target(snap)}) could not be stored: {failure_reason(e)}") from e
             if item.replay_of and replay_of is None and item.replay_of != flow_id:
                 later.append((rowid, item.replay_of))
             imported += 1
@@ -700,6 +493,6 @@ def _store(conn, incoming: Iterator[Incoming], redactor, max_body: int, path: Pa
 def _target(snap: tuple) -> str:
     try:
         method, scheme, host, port, target = snap[2].decode("latin-1"), snap[3].decode("latin-1"), snap[4], snap[5], snap[6].decode("latin-1")
-        return _short(f"{method} {scheme}://{host}:{port}{target}", 160)
+        return short(f"{method} {scheme}://{host}:{port}{target}", 160)
     except Exception:  # noqa: BLE001 - a note only
         return "?"
