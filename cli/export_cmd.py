@@ -85,15 +85,22 @@ def _tell(notes: list[str]) -> None:
 
 @click.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["har", "mitm"]), help="The file's format (detected when not given).")
+@click.option("--format", "fmt", type=click.Choice(["har", "vcr", "mitm"]), help="The file's format (detected when not given).")
 @click.option("--keep-secrets", is_flag=True, help="Do not redact secrets on the way in.")
 @db_option
 def import_(path, fmt, keep_secrets, db_path):
-    """Import a HAR file (a browser's, or repost's own) or a mitmproxy flow file.
+    """Import a HAR file (a browser's, or repost's own), a VCR.py cassette or a
+    mitmproxy flow file.
 
-    Secrets are redacted on the way in, as the recorder does.
+    Secrets are redacted on the way in, as the recorder does. All or nothing: a
+    file with anything unreadable imports no flow. Flows already in the database
+    (the same flow id) are skipped, so importing a file twice adds nothing.
     """
     from repost.store.importer import import_file
 
-    count = import_file(path, db_path, fmt=fmt, keep_secrets=keep_secrets)
-    click.echo(f"repost: imported {count} flow{'s' if count != 1 else ''} from {path}", err=True)
+    done = import_file(path, db_path, fmt=fmt, keep_secrets=keep_secrets)
+    count = done.imported
+    line = f"repost: imported {count} flow{'s' if count != 1 else ''} from {path}"
+    if done.skipped:
+        line += f" ({done.skipped} already present, skipped)"
+    click.echo(line, err=True)

@@ -138,12 +138,17 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
         resp_part = (None,) * 8 + (0, 0)  # no status, headers or body; not truncated or redacted
         stream_part = (0, None)
         ended = None
-    if ended is None:
-        ended = err[1] if err else time.time()
+    if not ended:
+        ended = err[1] if err else None
+    # A time of 0 (or none) is no time: an imported flow that never finished, or a file
+    # that left its times out, has no duration, and starts when it ended, else now.
+    duration = round((ended - started) * 1000, 3) if started and ended else None
+    if not started:
+        started = ended or time.time()
     return (
         flow_id, iso_utc(started), method.decode(), url, scheme, host, port, path, query,
         http_version.decode(), req_headers, *req_body, ikey,
-        *resp_part, round((ended - started) * 1000, 3), err[0] if err else None, replay_of, *stream_part,
+        *resp_part, duration, err[0] if err else None, replay_of, *stream_part,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, TextIO
 
 from .bodies import decode_content, to_text
+from .flowmodel import repost_fields
 from .headers import header, headers_of
 
 FORMATS = ("har", "vcr", "curl", "mitm")
@@ -104,7 +105,7 @@ def har_entry(row: dict) -> dict:
             # tools, and the exact bytes ride along in a custom field that repost's import reads.
             post["_base64"] = base64.b64encode(decoded).decode()
         request["postData"] = post
-    duration = row["duration_ms"] or 0
+    duration = row["duration_ms"]  # None: not known (HAR has no way to say so; _repost does)
     if row["status"] is None:
         response = {
             "status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [],
@@ -141,15 +142,19 @@ def har_entry(row: dict) -> dict:
         # A stream's time to its last chunk is its receive time.
         chunks = json.loads(row["response_chunks"]) if row.get("response_chunks") else []
         receive = chunks[-1][0] if chunks else 0
+    if duration is None:
+        # HAR 1.2: send, wait and receive are not optional and never negative, and time is
+        # their sum: an unknown duration is 0 there, and null in repost's own duration_ms.
+        receive = 0
     entry = {
         "startedDateTime": row["started_at"].replace("Z", "+00:00"),  # an explicit offset, as HAR readers expect
-        "time": duration,
+        "time": duration or 0,
         "request": request,
         "response": response,
         "cache": {},
         "timings": {"blocked": -1, "dns": -1, "connect": -1, "ssl": -1, "send": 0,
-                    "wait": max(duration - receive, 0), "receive": receive},  # fmt: skip
-        "_repost": {"id": row["id"], "truncated": bool(row["request_truncated"] or row["response_truncated"])},
+                    "wait": max((duration or 0) - receive, 0), "receive": receive},  # fmt: skip
+        "_repost": {"id": row["id"], **repost_fields(row)},
     }
     if row.get("replay_of"):
         entry["_repost"]["replay_of"] = row["replay_of"]

@@ -11,6 +11,7 @@ installed mitmproxy, so mitmproxy 11 and 12 each get their own.
 Imports mitmproxy only when called: read commands that do not need it stay fast.
 """
 
+import json
 from functools import lru_cache
 
 from .headers import headers_of
@@ -55,7 +56,8 @@ def flow_state(row: dict) -> dict:
 
     template = _template()
     started = _parse_time(row["started_at"])
-    ended = started + (row["duration_ms"] or 0) / 1000
+    duration = row["duration_ms"]
+    ended = started + (duration or 0) / 1000
     flow_id = row.get("flow_id") or str(row["id"])
     target = row["path"] + (f"?{row['query']}" if row["query"] else "")
     req_headers = headers_of(row, "request")
@@ -84,6 +86,10 @@ def flow_state(row: dict) -> dict:
         response=None,
         error={"msg": row["error"], "timestamp": ended} if row["error"] else None,
     )
+    if duration is None or row.get("replay_of_flow_id") or row.get("response_incomplete") or row.get("response_chunks"):
+        # What a flow file has no place for, kept where mitmproxy keeps what addons note
+        # (and writes back): `repost import` reads it.
+        state["metadata"] = {"repost": repost_fields(row)}
     if row["status"] is not None:
         resp_headers = headers_of(row, "response")
         resp_body = bytes(row["response_body"]) if row["response_body"] is not None else b""
@@ -93,11 +99,28 @@ def flow_state(row: dict) -> dict:
             "content": resp_body,
             "trailers": None,
             "timestamp_start": ended,
-            "timestamp_end": ended,
+            "timestamp_end": ended if duration is not None else None,
             "status_code": row["status"],
             "reason": (row["reason"] or "").encode(),
         }
     return state
+
+
+def repost_fields(row: dict) -> dict:
+    """What a round trip through HAR (``_repost``) or a flow file (``metadata["repost"]``)
+    must keep that the format has no place for: the flow's id and its original's (an
+    import links a replay to its original again), a stream's chunk times, a stream cut
+    off, an unknown duration."""
+    fields = {"truncated": bool(row["request_truncated"] or row["response_truncated"]), "duration_ms": row["duration_ms"]}
+    if row.get("flow_id"):
+        fields["flow_id"] = row["flow_id"]
+    if row.get("replay_of_flow_id"):
+        fields["replay_of_flow_id"] = row["replay_of_flow_id"]
+    if row.get("response_incomplete"):
+        fields["incomplete"] = True
+    if row.get("response_chunks"):
+        fields["chunks"] = json.loads(row["response_chunks"])
+    return fields
 
 
 def row_to_flow(row: dict):

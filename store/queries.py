@@ -174,7 +174,9 @@ def _kept(conn: sqlite3.Connection, ids, selection, match, check: bool, limit: i
         chunk = list(itertools.islice(ids, PAGE))
         if not chunk:
             return
-        cursor = conn.execute(f"SELECT * FROM flows WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        # A replay's original by its flow id too: exports carry that, so an import can link them again.
+        origin = "(SELECT o.flow_id FROM flows AS o WHERE o.id = flows.replay_of) AS replay_of_flow_id"
+        cursor = conn.execute(f"SELECT *, {origin} FROM flows WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
         names = [d[0] for d in cursor.description]
         by_id = {row["id"]: row for row in (dict(zip(names, values)) for values in cursor)}
         rows = [by_id[flow_id] for flow_id in chunk]

@@ -8,7 +8,7 @@ indexes whatever is left before it searches.
 import json
 import sqlite3
 
-from .bodies import decode_content, to_text
+from .bodies import decode_content, looks_binary, to_text
 from .headers import header
 
 INDEX_CAP = 1024 * 1024  # index at most the first MB of each decoded body
@@ -204,7 +204,7 @@ def _indexed_text(body, encoding, headers) -> str:
         and not encoding
         and isinstance(headers, str)
         and body.isascii()
-        and b"\x00" not in body[:1024]
+        and not looks_binary(body[:INDEX_CAP])
         and _plain_headers(headers)
     ):
         return bytes(body[:INDEX_CAP]).decode("ascii")

@@ -594,3 +594,201 @@ def test_proxy_stops_cleanly_after_all_of_it(env, sent, bomb_flow):
     out = env.proxy.output()
     assert "Traceback" not in out, out[-3000:]
     assert "could NOT be recorded" not in out
+
+
+# -- imported files (issue 12, and issue 13 points 8 and 9) ---------------------------------
+# A crafted HAR, flow file or cassette: one line naming what is wrong, exit 1, no traceback,
+# and nothing of the file in the database.
+
+HAR_DATA = __import__("pathlib").Path(__file__).parent / "data" / "chromium.har"
+
+
+def _refused(path, db, *args) -> str:
+    from .helpers import count_flows
+
+    result = repost("import", str(path), "--db", str(db), *args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert count_flows(db) == 0  # all or nothing
+    return result.output
+
+
+def _streamed_har(tmp_path) -> str:
+    """repost's own HAR (one entry a line) of the two flows of chromium.har."""
+    db = tmp_path / "source.db"
+    assert repost("import", str(HAR_DATA), "--db", str(db)).exit_code == 0
+    result = repost("export", "--format", "har", "--db", str(db))
+    assert result.exit_code == 0
+    return result.stdout
+
+
+def test_a_deeply_nested_import_file_is_refused_in_one_line(tmp_path):
+    deep = tmp_path / "deep.har"
+    deep.write_text('{"log": {"entries": [' + "[" * 200_000 + "]" * 200_000 + "]}}")
+    assert "nested too deeply" in _refused(deep, tmp_path / "x.db")
+    own = _streamed_har(tmp_path).splitlines()
+    own[1] = '{"request": ' + "[" * 200_000 + "]" * 200_000 + "},"
+    nested = tmp_path / "nested-entry.har"
+    nested.write_text("\n".join(own))
+    assert "nested too deeply" in _refused(nested, tmp_path / "y.db")
+    cassette = tmp_path / "deep.yaml"
+    cassette.write_text("interactions: " + "[" * 100_000 + "]" * 100_000 + "\nversion: 1\n")
+    assert "nest" in _refused(cassette, tmp_path / "z.db")  # libyaml's own limit, or Python's
+    cassette.write_text('{"interactions": ' + "[" * 200_000 + "]" * 200_000 + ', "version": 1}')
+    assert "nested too deeply" in _refused(cassette, tmp_path / "w.db")
+    flows = b"0:]"
+    for _ in range(5000):
+        flows = b"%d:%s]" % (len(flows), flows)
+    deep_flows = tmp_path / "deep.mitm"
+    deep_flows.write_bytes(flows)
+    assert "not a readable mitmproxy flow file" in _refused(deep_flows, tmp_path / "v.db")
+
+
+def test_a_bad_entry_in_reposts_own_har_is_named_and_nothing_is_imported(tmp_path):
+    lines = _streamed_har(tmp_path).splitlines()
+    lines[2] = lines[2][: len(lines[2]) // 2]  # the second entry cut in half
+    broken = tmp_path / "broken.har"
+    broken.write_text("\n".join(lines))
+    assert "log.entries[1] is not valid JSON" in _refused(broken, tmp_path / "x.db")
+
+
+def test_an_entry_that_cannot_be_read_is_named_by_index_and_url(tmp_path):
+    doc = json.loads(HAR_DATA.read_text())
+    del doc["log"]["entries"][1]["request"]["headers"]
+    har = tmp_path / "no-headers.har"
+    har.write_text(json.dumps(doc))
+    out = _refused(har, tmp_path / "x.db")
+    url = doc["log"]["entries"][1]["request"]["url"]
+    assert f"log.entries[1] (POST {url})" in out or f"log.entries[1] (GET {url})" in out
+    assert "no 'headers' field" in out and "KeyError" not in out
+    doc = json.loads(HAR_DATA.read_text())
+    doc["log"]["entries"][0]["startedDateTime"] = "yesterday"
+    har.write_text(json.dumps(doc))
+    assert "log.entries[0] (POST http://127.0.0.1:8000/api/orders?source=web)" in _refused(har, tmp_path / "y.db")
+
+
+def test_a_file_that_is_not_utf8_given_as_har_is_not_a_har_file(tmp_path):
+    latin = tmp_path / "latin.har"
+    latin.write_bytes('{"log": {"entries": [{"comment": "caf\u00e9"}]}}'.encode("latin-1"))
+    out = _refused(latin, tmp_path / "x.db", "--format", "har")
+    assert "not a HAR file (not UTF-8 text)" in out and "codec" not in out
+    binary = tmp_path / "binary.har"
+    binary.write_bytes(bytes(range(256)))
+    assert "not a HAR file (not UTF-8 text)" in _refused(binary, tmp_path / "y.db", "--format", "har")
+    assert "not a VCR.py cassette (not UTF-8 text)" in _refused(binary, tmp_path / "z.db", "--format", "vcr")
+
+
+def test_a_hostile_cassette_runs_no_code_and_is_refused_in_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(
+        "interactions:\n- request: !!python/object/apply:os.system ['touch " + str(marker) + "']\n  response: {}\nversion: 1\n"
+    )
+    assert "not a VCR.py cassette" in _refused(evil, tmp_path / "x.db")
+    assert not marker.exists()
+    old = tmp_path / "old.yaml"
+    old.write_text("- request: {method: GET, uri: 'http://a.test/', body: null, headers: {}}\n  response: {}\n")
+    assert "older than 1.0" in _refused(old, tmp_path / "y.db", "--format", "vcr")
+    escape = tmp_path / "escape.yaml"
+    escape.write_text('interactions:\n- request: {method: "\\e]0;owned\\a", uri: "http://a.test/\\e[2J"}\n  response: 7\nversion: 1\n')
+    out = _refused(escape, tmp_path / "z.db")
+    assert "interactions[0]" in out and "\x1b" not in out and "\x07" not in out
+
+
+def _mutations(rng: random.Random, doc):
+    """A copy of a JSON-like document with one value somewhere replaced, removed or nested."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    containers = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            containers.append(node)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            containers.append(node)
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    for _ in range(rng.randint(1, 3)):
+        node = rng.choice(containers)
+        if not node:
+            continue
+        key = rng.choice(list(node.keys()) if isinstance(node, dict) else range(len(node)))
+        choice = rng.random()
+        if choice < 0.2 and isinstance(node, dict):
+            del node[key]
+            continue
+        node[key] = rng.choice([
+            None, True, 0, -1, 2**70, 1e308, float("nan"), "", "\x1b[2J", "\udc80", "REDACTED-", "HTTP/9",
+            "http://[::1", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", [], {}, [[[]]], {"name": 1},
+            [{"name": "a", "value": 1}], "a" * 70_000, "gzip", "base64", "%%%", "text/event-stream",
+        ])  # fmt: skip
+    return doc
+
+
+@pytest.mark.parametrize("fmt", ["har", "vcr-yaml", "vcr-json", "mitm-bytes", "mitm"])
+def test_mutated_import_files_never_give_a_traceback(tmp_path, fmt):
+    """A seeded fuzz: files repost wrote, a value (or a byte) changed; every import
+    succeeds or is refused in one line. A fresh database each time, so that no flow is
+    skipped as already present before it is converted."""
+    import io
+
+    from mitmproxy.io import tnetstring
+    from mitmproxy.test import tflow
+
+    from .helpers import post_flow, store_flows
+
+    source = tmp_path / "source.db"
+    assert repost("import", str(HAR_DATA), "--db", str(source)).exit_code == 0
+    store_flows(source, [tflow.tflow(resp=True), tflow.tflow(err=True),
+                         post_flow(body=b'{"password": "pw"}', headers={"content-type": "application/json"})])  # fmt: skip
+    rng = random.Random(f"repost-import-{fmt}")
+    kind = fmt.split("-")[0]
+    exported = repost("export", "--format", kind, "--db", str(source), "-o", str(tmp_path / "exported"))
+    assert exported.exit_code == 0
+    data = (tmp_path / "exported").read_bytes()
+    if kind == "har":
+        doc = json.loads(data)
+    elif kind == "vcr":
+        doc = yaml.safe_load(data)
+    else:
+        f, doc = io.BytesIO(data), []
+        while f.tell() < len(data):
+            doc.append(tnetstring.load(f))
+    path = tmp_path / "fuzzed"
+    codes = []
+    for i in range(60):
+        if fmt == "mitm-bytes":
+            b = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                at = rng.randrange(len(b))
+                if rng.random() < 0.7:
+                    b[at] = rng.randrange(256)
+                else:
+                    del b[at : at + rng.randint(1, 50)]
+            path.write_bytes(bytes(b))
+        else:
+            mutated = _mutations(rng, doc)
+            if fmt == "mitm":
+                out = io.BytesIO()
+                try:
+                    for state in mutated:
+                        tnetstring.dump(state, out)
+                except (ValueError, TypeError):  # a value tnetstrings cannot hold (a lone surrogate)
+                    continue
+                path.write_bytes(out.getvalue())
+            elif fmt == "vcr-yaml":
+                path.write_text(yaml.safe_dump(mutated), encoding="utf-8", errors="surrogatepass")
+            else:
+                text = json.dumps(mutated, default=lambda b: b.decode("latin-1"))  # a cassette's binary body
+                path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        result = repost("import", str(path), "--db", str(tmp_path / f"{i}.db"), "--format", kind)
+        assert result.exit_code in (0, 1) and "Traceback" not in result.output, result.output
+        if result.exit_code == 1:
+            assert len(result.output.strip().splitlines()) == 1, result.output
+        codes.append(result.exit_code)
+    assert 0 in codes and 1 in codes  # the fuzz reached both of the importer's ends

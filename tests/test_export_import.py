@@ -177,7 +177,7 @@ def test_a_mitmproxy_flow_file_is_read_intact_and_served_by_server_replay(fixtur
 def test_import_of_an_export_gives_back_the_same_flows(fixture_db, tmp_path, fmt, suffix):
     db, ids = fixture_db
     out = tmp_path / f"x.{suffix}"
-    export(db, fmt, out=out)
+    export(db, fmt, "--include-replays", out=out)
     copy = tmp_path / "copy.db"
     result = repost("import", str(out), "--db", str(copy))
     assert result.exit_code == 0 and f"imported {len(ids)} flows" in result.output
@@ -266,8 +266,319 @@ def test_import_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("hello")
     result = repost("import", str(bad), "--db", str(tmp_path / "x.db"))
-    assert result.exit_code == 1 and "neither a HAR file nor a mitmproxy flow file" in result.output
+    assert result.exit_code == 1 and "not a HAR file, a VCR.py cassette or a mitmproxy flow file" in result.output
     broken = tmp_path / "broken.har"
     broken.write_text('{"log": ')
     result = repost("import", str(broken), "--db", str(tmp_path / "x.db"))
     assert result.exit_code == 1 and "not valid JSON" in result.output
+
+
+# -- round trips keep what was recorded (issue 13, point 4) ---------------------------
+
+WORDS = ["The", " quick", " brown", " fox", "."]
+
+
+def _import(path, db, *args):
+    result = repost("import", str(path), "--db", str(db), *args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _kept(flow: dict) -> dict:
+    """What a round trip must keep beyond the bytes: events with their times, a stream
+    cut off, its error, the duration."""
+    return {
+        "events": [(e["t_ms"], e["event"], e["data"]) for e in flow["events"]],
+        "incomplete": flow["incomplete"],
+        "error": flow["error"],
+        "duration_ms": flow["duration_ms"],
+        "started_at": flow["started_at"],
+        "status": (flow["response"] or {}).get("status"),
+    }
+
+
+@pytest.fixture
+def recorded_streams(start_proxy, counting_upstream):
+    """Through the real proxy: a whole SSE stream, one the server cuts off, and a replay
+    of the first (stored with replay_of)."""
+    from .helpers import count_flows
+    from .upstream import StreamScript
+
+    proxy = start_proxy()
+    u = counting_upstream.url
+    with httpx.Client(proxy=proxy.url, timeout=30) as c:
+        script = counting_upstream.set_stream(StreamScript(WORDS, deadline=0.01))
+        with c.stream("POST", f"{u}/v1/chat/completions", json={"stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    script.ack()
+        wait_for(lambda: count_flows(proxy.db) == 1, 10, what="the stream recorded")
+        script = counting_upstream.set_stream(StreamScript(WORDS, cut_after=2, deadline=0.01))
+        with pytest.raises(httpx.HTTPError):
+            with c.stream("POST", f"{u}/v1/chat/completions", json={}) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        script.ack()
+        wait_for(lambda: count_flows(proxy.db) == 2, 10, what="the cut stream recorded")
+    counting_upstream.set_stream(StreamScript(WORDS, deadline=0.01))
+    replayed = repost("replay", "1", "--db", str(proxy.db), "--yes")
+    assert replayed.exit_code == 0, replayed.output
+    assert count_flows(proxy.db) == 3
+    return proxy.db
+
+
+@pytest.mark.parametrize("fmt", ["mitm", "har"])
+def test_a_round_trip_keeps_stream_times_cut_offs_errors_and_replays_and_a_second_import_adds_nothing(recorded_streams, tmp_path, fmt):
+    db = recorded_streams
+    originals = [show_json(db, i) for i in (1, 2, 3)]
+    assert originals[1]["incomplete"] and originals[1]["error"] and originals[2]["replay_of"] == 1
+    assert all(e["t_ms"] is not None for e in originals[0]["events"])
+    out = tmp_path / f"x.{fmt}"
+    export(db, fmt, "--include-replays", out=out)
+
+    copy = tmp_path / "copy.db"
+    assert "imported 3 flows" in _import(out, copy)
+    back = [show_json(copy, i) for i in (1, 2, 3)]
+    assert [_kept(b) for b in back] == [_kept(o) for o in originals]
+    assert [b["replay_of"] for b in back] == [None, None, 1]
+    assert [r["id"] for r in back[0]["replays"]] == [3]
+
+    again = _import(out, copy)
+    assert "imported 0 flows" in again and "3 already present, skipped" in again
+    assert len(list_json_all(copy)) == 3
+    # The same flows through the other format are the same flows: skipped too.
+    other = tmp_path / "other"
+    export(db, "har" if fmt == "mitm" else "mitm", "--include-replays", out=other)
+    assert "3 already present, skipped" in _import(other, copy, "--format", "har" if fmt == "mitm" else "mitm")
+    # Into the database they came from: nothing new.
+    assert "3 already present, skipped" in _import(out, db)
+
+
+def list_json_all(db) -> list[dict]:
+    from .helpers import list_json
+
+    return list_json(db, "--limit", "1000")
+
+
+def test_a_replay_exported_apart_links_to_its_original_imported_before(recorded_streams, tmp_path):
+    db = recorded_streams
+    original, replay = tmp_path / "original.har", tmp_path / "replay.mitm"
+    export(db, "har", "1", out=original)
+    export(db, "mitm", "3", out=replay)
+    copy = tmp_path / "copy.db"
+    _import(original, copy)
+    _import(replay, copy)
+    assert show_json(copy, 2)["replay_of"] == 1
+    # Its original never imported: no link (rather than a link to some other flow).
+    alone = tmp_path / "alone.db"
+    _import(replay, alone)
+    assert show_json(alone, 1)["replay_of"] is None
+    # The replay before its original in one file: linked once the original is in.
+    doc = json.loads(export(db, "har", "1", "3"))
+    doc["log"]["entries"].reverse()
+    reversed_har = tmp_path / "reversed.har"
+    reversed_har.write_text(json.dumps(doc))
+    both = tmp_path / "both.db"
+    _import(reversed_har, both)
+    assert show_json(both, 1)["replay_of"] == 2 and show_json(both, 2)["replay_of"] is None
+
+
+def test_a_browser_har_imported_twice_is_imported_once(tmp_path):
+    db = tmp_path / "twice.db"
+    assert "imported 2 flows" in _import(DATA / "chromium.har", db)
+    again = _import(DATA / "chromium.har", db)
+    assert "imported 0 flows" in again and "2 already present, skipped" in again
+
+
+def _mitm_file(path: Path, flows) -> Path:
+    from mitmproxy import io
+
+    with open(path, "wb") as f:
+        w = io.FlowWriter(f)
+        for flow in flows:
+            w.add(flow)
+    return path
+
+
+# -- times that cannot be known (issue 13, point 3) -----------------------------------
+
+
+def test_an_unfinished_or_timeless_flow_imports_with_no_duration_and_no_1970(tmp_path):
+    import jsonschema
+
+    from .helpers import list_json
+
+    long_ago = 1_600_000_000.0  # 2020: a flow that never got an answer, imported years later
+    unfinished = post_flow(url="http://127.0.0.1:9/orders", body=b"{}", headers=JSON)
+    unfinished.response = None
+    unfinished.request.timestamp_start = long_ago
+    unfinished.request.timestamp_end = long_ago
+    timeless = post_flow(url="http://127.0.0.1:9/zero", body=b"{}", headers=JSON, response_body=b"ok")
+    timeless.request.timestamp_start = timeless.request.timestamp_end = 0.0
+    timeless.response.timestamp_start = timeless.response.timestamp_end = 0.0
+    timeless.timestamp_created = 0.0
+    flows = _mitm_file(tmp_path / "odd.mitm", [unfinished, timeless])
+    db = tmp_path / "odd.db"
+    _import(flows, db)
+    rows = {r["path"]: r for r in list_json(db)}
+    assert rows["/orders"]["duration_ms"] is None
+    assert rows["/orders"]["started_at"].startswith("2020-09-13T")
+    assert rows["/zero"]["duration_ms"] is None
+    assert not rows["/zero"]["started_at"].startswith("1970")  # no time: the import's own
+    assert "1970" not in repost("show", str(rows["/zero"]["id"]), "--db", str(db)).output
+
+    har = json.loads(export(db, "har"))
+    jsonschema.validate(har, json.loads((DATA / "har-1.2.schema.json").read_text()))
+    for entry in har["log"]["entries"]:
+        assert entry["time"] == 0 and entry["_repost"]["duration_ms"] is None
+        assert all(entry["timings"][k] == 0 for k in ("send", "wait", "receive"))
+    # ...and back: still unknown, not 0 (HAR's `time` must be a number; `_repost` says null).
+    out = tmp_path / "odd.har"
+    out.write_text(json.dumps(har))
+    copy = tmp_path / "copy.db"
+    _import(out, copy)
+    assert [r["duration_ms"] for r in list_json(copy)] == [None, None]
+    mitm = tmp_path / "odd-again.mitm"
+    export(db, "mitm", out=mitm)
+    copy2 = tmp_path / "copy2.db"
+    _import(mitm, copy2)
+    assert [r["duration_ms"] for r in list_json(copy2)] == [None, None]
+
+
+def test_a_har_entry_of_1970_or_with_no_time_has_no_time(tmp_path):
+    from .helpers import list_json
+
+    doc = json.loads((DATA / "chromium.har").read_text())
+    doc["log"]["entries"][0]["startedDateTime"] = "1970-01-01T00:00:00.000Z"
+    doc["log"]["entries"][1]["time"] = -1
+    har = tmp_path / "zero.har"
+    har.write_text(json.dumps(doc))
+    db = tmp_path / "zero.db"
+    _import(har, db)
+    rows = sorted(list_json(db), key=lambda r: r["id"])
+    assert not rows[0]["started_at"].startswith("1970") and rows[0]["duration_ms"] is None
+    assert rows[1]["duration_ms"] is None
+
+
+# -- a byte order mark (issue 13, point 7) ---------------------------------------------
+
+
+@pytest.mark.parametrize("args", [(), ("--format", "har")])
+def test_a_har_file_with_a_byte_order_mark_is_read(tmp_path, args):
+    har = tmp_path / "with-bom.har"
+    har.write_bytes(b"\xef\xbb\xbf" + (DATA / "chromium.har").read_bytes())
+    db = tmp_path / "bom.db"
+    assert "imported 2 flows" in _import(har, db, *args)
+    assert show_json(db, 1)["request"]["url"] == "http://127.0.0.1:8000/api/orders?source=web"
+    # repost's own streamed HAR, with a BOM and a blank line before it.
+    own = tmp_path / "own.har"
+    own.write_bytes(b"\xef\xbb\xbf\n" + export(db, "har").encode())
+    copy = tmp_path / "copy.db"
+    assert "imported 2 flows" in _import(own, copy, *args)
+
+
+# -- VCR.py cassettes in (issue 13, point 8) -------------------------------------------
+
+
+@pytest.mark.parametrize("serializer", ["yaml", "json"])
+def test_a_cassette_recorded_by_vcrpy_imports_redacted_and_once(tmp_path, counting_upstream, serializer):
+    import vcr
+
+    u = counting_upstream.url
+    cassette = tmp_path / f"api.{serializer}"
+    with vcr.use_cassette(str(cassette), serializer=serializer, record_mode="once"):
+        r = requests.post(f"{u}/echo?page=2", json={"item": "book", "password": "pw-CANARY"},
+                          headers={"Authorization": "Bearer tok-CANARY", "X-Client": "web"})  # fmt: skip
+        assert r.status_code == 201
+        with httpx.Client() as c:
+            assert c.post(f"{u}/signup", content=b"name=Ada&lang=en",
+                          headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 201  # fmt: skip
+        upload = PNG if serializer == "yaml" else b"plain text"  # vcrpy's JSON serializer takes no binary
+        assert requests.post(f"{u}/upload", data=upload, headers={"content-type": "image/png"}).status_code == 200
+    assert counting_upstream.count() == 3
+    assert "tok-CANARY" in cassette.read_text()  # vcrpy keeps what it saw
+
+    db = tmp_path / "vcr.db"
+    out = _import(cassette, db)  # the format detected
+    assert "imported 3 flows" in out
+    assert b"CANARY" not in db.read_bytes()  # redacted on the way in
+    echo = show_json(db, 1)
+    assert echo["request"]["method"] == "POST" and echo["request"]["url"] == f"{u}/echo?page=2"
+    assert json.loads(echo["request"]["body"])["item"] == "book"
+    assert json.loads(echo["request"]["body"])["password"].startswith("REDACTED-")
+    assert dict(echo["request"]["headers"])["X-Client"] == "web"
+    assert echo["response"]["status"] == 201 and json.loads(echo["response"]["body"])["path"] == "/echo"
+    assert echo["duration_ms"] is None and not echo["started_at"].startswith("1970")
+    assert show_json(db, 2)["request"]["body"] == "name=Ada&lang=en"
+    uploaded = show_json(db, 3)
+    assert json.loads(uploaded["response"]["body"]) == {"size": len(upload), "sha256": hashlib.sha256(upload).hexdigest()}
+    assert uploaded["request"]["sha256"] == hashlib.sha256(upload).hexdigest()
+
+    again = _import(cassette, db, "--format", "vcr")
+    assert "imported 0 flows" in again and "3 already present, skipped" in again
+
+
+def test_a_cassette_exported_by_repost_imports_back(fixture_db, tmp_path):
+    db, ids = fixture_db
+    cassette = tmp_path / "api.yaml"
+    export(db, "vcr", out=cassette)
+    copy = tmp_path / "copy.db"
+    assert f"imported {len(ids) - 1} flows" in _import(cassette, copy)  # the one with no response is not in it
+    for original_id, copy_id in zip(ids[:2], (1, 2)):
+        a, b = show_json(db, original_id), show_json(copy, copy_id)
+        assert (a["request"]["url"], a["request"]["body"]) == (b["request"]["url"], b["request"]["body"])
+        assert (a["response"]["status"], a["response"]["body"]) == (b["response"]["status"], b["response"]["body"])
+
+
+# -- a vcrpy matcher for redacted values (issue 13, point 11) -----------------------------
+
+
+def test_a_cassette_with_a_redacted_password_plays_back_with_repost_body_matcher(tmp_path, counting_upstream):
+    import vcr
+    from vcr.errors import CannotOverwriteExistingCassetteException
+
+    from repost.store.vcr import body_matcher
+
+    u = counting_upstream.url
+    db = tmp_path / "login.db"
+    store_flows(db, [
+        post_flow(url=f"{u}/login", body=b'{"user": "ada", "password": "pw-1", "remember": true}', headers=JSON,
+                  response_body=b'{"ok": true}', response_headers=JSON),
+        post_flow(url=f"{u}/login-form", body=b"user=ada&password=pw-1",
+                  headers={"content-type": "application/x-www-form-urlencoded"}, response_body=b"welcome"),
+    ])  # fmt: skip
+    cassette = tmp_path / "login.yaml"
+    export(db, "vcr", out=cassette)
+    assert "pw-1" not in cassette.read_text() and "REDACTED-" in cassette.read_text()
+
+    my_vcr = vcr.VCR(record_mode="none")
+    my_vcr.register_matcher("repost_body", body_matcher)
+    with my_vcr.use_cassette(str(cassette), match_on=["method", "uri", "repost_body"]):
+        r = requests.post(f"{u}/login", json={"user": "ada", "password": "another one", "remember": True})
+        assert r.json() == {"ok": True}
+        f = requests.post(f"{u}/login-form", data={"user": "ada", "password": "x"})
+        assert f.text == "welcome"
+    with my_vcr.use_cassette(str(cassette), match_on=["method", "uri", "repost_body"]):
+        with pytest.raises(CannotOverwriteExistingCassetteException):
+            requests.post(f"{u}/login", json={"user": "bob", "password": "another one", "remember": True})
+        with pytest.raises(CannotOverwriteExistingCassetteException):
+            requests.post(f"{u}/login-form", data={"user": "bob", "password": "x"})
+    # vcrpy's own body matcher cannot play it back: what the matcher is for.
+    with my_vcr.use_cassette(str(cassette), match_on=["method", "uri", "body"]):
+        with pytest.raises(CannotOverwriteExistingCassetteException):
+            requests.post(f"{u}/login", json={"user": "ada", "password": "another one", "remember": True})
+    assert counting_upstream.count() == 0
+
+
+def test_reposts_own_har_edited_out_of_its_one_entry_a_line_shape_is_still_read_whole(fixture_db, tmp_path):
+    db, ids = fixture_db
+    lines = export(db, "har").splitlines()
+    entry = json.loads(lines[2].rstrip(","))
+    entry["comment"] = "edited by hand"
+    lines[2] = json.dumps(entry, indent=2) + ","  # one entry now over many lines
+    edited = tmp_path / "edited.har"
+    edited.write_text("\n".join(lines))
+    copy = tmp_path / "copy.db"
+    assert f"imported {len(ids)} flows" in _import(edited, copy)
+    for original_id, copy_id in zip(ids, range(1, len(ids) + 1)):
+        same_flow(show_json(db, original_id), show_json(copy, copy_id))
