@@ -1,3 +1,3 @@
-from repost.cli.entry import main
+from repost.cli.main import main
 
 main()

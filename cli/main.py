@@ -4,13 +4,13 @@ Commands import what they need inside their functions, so ``repost list`` does
 not pay for mitmproxy's start-up.
 """
 
+import os
 import sqlite3
+import sys
 
 import click
 
 from repost.store.errors import FlowNotFound, StoreError
-
-from .entry import debug, one_line, reader_left
 
 # Each command's module is imported only when that command runs: start-up time is
 # part of every command's latency (a `list` answers in well under 100 ms).
@@ -66,6 +66,26 @@ class NoSuchFlow(click.ClickException):
     exit_code = 2
 
 
+def reader_left() -> None:
+    """``repost ... | head``: the reader left; stop quietly, as cat does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def one_line(e: Exception) -> str:
+    """An error a user can cause, as the one line repost prints for it."""
+    if isinstance(e, sqlite3.Error):
+        return f"database error: {e}"
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.strerror or e}: {e.filename}"
+    return str(e)
+
+
+def debug(flag: bool = False) -> bool:
+    """--debug, or REPOST_DEBUG=1: show tracebacks."""
+    return flag or os.environ.get("REPOST_DEBUG", "") not in ("", "0")
+
+
 def _debug(ctx: click.Context) -> bool:
     return debug(bool((ctx.obj or {}).get("debug")))
 
@@ -97,5 +117,10 @@ def cli(ctx: click.Context, debug: bool, db_path: str | None) -> None:
 
 
 
+def main(argv: list[str] | None = None) -> None:
+    """The ``repost`` program: one parser (click's), one path for every command."""
+    cli.main(args=argv, prog_name="repost")
+
+
 if __name__ == "__main__":  # pragma: no cover
-    cli(prog_name="repost")
+    main()

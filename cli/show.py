@@ -1,5 +1,4 @@
-"""What ``repost show`` prints, without click: the command and the quick road in
-``entry.py`` both call these."""
+"""What ``repost show`` prints: the flow, its replays and rules loaded once, then printed."""
 
 
 def load_flow(db_path: str, flow_id: int) -> tuple[dict, list[dict], list]:
