@@ -244,7 +244,7 @@ def _os_reason(e: BaseException) -> str:
 
 async def _read_body(resp):
     """The raw body; an event stream is read as it arrives, with each chunk's time."""
-    from repost.addons.streaming import BodyTee
+    from repost.store.tee import BodyTee
     from repost.store.sse import is_stream_type
 
     if not is_stream_type(resp.headers.get("content-type")):
