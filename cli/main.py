@@ -23,6 +23,10 @@ COMMANDS = {
     "rules": ("rules_cmd", "rules"),
     "export": ("export_cmd", "export"),
     "import": ("export_cmd", "import_"),
+    "delete": ("delete_cmd", "delete"),
+    "prune": ("prune_cmd", "prune"),
+    "tag": ("tag_cmd", "tag"),
+    "untag": ("tag_cmd", "untag"),
 }
 
 

@@ -138,3 +138,20 @@ def m006_events_parsed_on_read(db: Database) -> None:
     # running and writing to it. This marker makes an earlier repost refuse the file
     # rather than show new streams without their events.
     pass
+
+
+@migrations()
+def m008_tags(db: Database) -> None:
+    # Names a user gives flows (`repost tag 12 checkout-bug`), many per flow. The
+    # primary key makes tagging twice a no-op and finds a flow's tags; the index on
+    # the name serves `list --tag NAME`.
+    db.execute(
+        """
+        CREATE TABLE tags (
+            flow INTEGER NOT NULL REFERENCES flows(id),
+            name TEXT NOT NULL,
+            PRIMARY KEY (flow, name)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX idx_tags_name ON tags(name, flow)")

@@ -200,3 +200,10 @@ def closest_candidates(conn: sqlite3.Connection, method: str, path: str, host: s
         if rows:
             return rows
     return []
+
+
+def flow_lines(conn: sqlite3.Connection, ids: list[int]):
+    """(id, method, url) of each of ``ids``, in order: what delete's dry run names."""
+    for start in range(0, len(ids), 1000):
+        chunk = json.dumps(ids[start : start + 1000])
+        yield from conn.execute("SELECT id, method, url FROM flows WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", [chunk])

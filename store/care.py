@@ -1,0 +1,174 @@
+"""Everyday care of a store: deleting flows (``delete``, ``prune``, ``record --retain``)
+and giving the space back.
+
+Deleting runs in batches of ``BATCH`` flows, one short write transaction each, so a
+recorder writing at the same time (WAL, busy_timeout) waits a fraction of a second
+at most, never for the whole job.
+
+A deleted flow leaves every table that refers to it:
+- ``flows_fts``: a contentless FTS5 index (SQLite 3.40 here has no
+  ``contentless_delete``), so an entry is removed with FTS5's 'delete' command and
+  the very text that was indexed, worked out again from the stored bytes
+  (store/search.py ``_text`` is deterministic). Only flows already indexed have an
+  entry; the decoding happens before the write lock is taken.
+- ``events`` (streams stored by an older repost) and ``tags``: deleted with it.
+- Replays of a deleted flow are kept, as flows in their own right, with
+  ``replay_of`` set to NULL (SQL's ON DELETE SET NULL): a replay is a recording of
+  what a server answered, often the more recent one, and pruning by age would
+  otherwise take new flows with old ones.
+
+Deleting the newest flows lets SQLite give their ids to the next flows (``flows``
+has no AUTOINCREMENT); the search index's high-water mark is lowered to match, so
+such flows are indexed like any other.
+"""
+
+import json
+import sqlite3
+
+from .search import META_KEY, _text, indexed_upto
+
+BATCH = 1000
+VACUUM_STEP_PAGES = 256  # 8 MB of 32 KB pages per transaction
+
+_ID_LIST = "(SELECT value FROM json_each(?))"
+
+
+def selected_ids(conn: sqlite3.Connection, selection) -> list[int]:
+    """Ids of the flows a selection names, oldest first (``--filter`` applied)."""
+    if selection.search:
+        from .search import index_pending
+
+        index_pending(conn)
+    if selection.filter_expr:
+        from .queries import select_full_flows
+
+        return [row["id"] for row in select_full_flows(conn, selection, newest_first=False)]
+    where, params = selection.where()
+    return [r[0] for r in conn.execute(f"SELECT id FROM flows{where} ORDER BY id", params)]
+
+
+def missing_ids(conn: sqlite3.Connection, ids: list[int]) -> list[int]:
+    from .queries import SQLITE_INTEGER
+
+    usable = [i for i in ids if i in SQLITE_INTEGER]
+    found = {r[0] for r in conn.execute(f"SELECT id FROM flows WHERE id IN {_ID_LIST}", [json.dumps(usable)])}
+    return [i for i in ids if i not in found]
+
+
+def prunable_ids(conn: sqlite3.Connection, before: str, keep_last: int = 0, limit: int | None = None) -> list[int]:
+    """Flows started before ``before``, but never the ``keep_last`` most recently started."""
+    sql = "SELECT id FROM flows WHERE started_at < ?"
+    params: list = [before]
+    if keep_last:
+        sql += " AND id NOT IN (SELECT id FROM flows ORDER BY started_at DESC, id DESC LIMIT ?)"
+        params.append(keep_last)
+    sql += " ORDER BY started_at, id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [r[0] for r in conn.execute(sql, params)]
+
+
+def delete_flows(conn: sqlite3.Connection, ids: list[int], batch: int = BATCH, on_batch=None) -> int:
+    """Delete the flows ``ids`` (and what refers to them); returns how many went."""
+    # As the recorder commits: a killed process loses nothing committed, and each
+    # batch's commit skips an fsync (the WAL is synced at checkpoints).
+    conn.execute("PRAGMA synchronous = NORMAL")
+    has_events = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
+    deleted = 0
+    for start in range(0, len(ids), batch):
+        chunk = json.dumps(ids[start : start + batch])
+        texts = _indexed_texts(conn, chunk, indexed_upto(conn))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            upto = indexed_upto(conn)
+            late = [i for i in json.loads(chunk) if i <= upto and i not in texts]
+            if late:  # indexed while we decoded: those too
+                texts.update(_indexed_texts(conn, json.dumps(late), upto))
+            conn.executemany(
+                "INSERT INTO flows_fts (flows_fts, rowid, request_body, response_body) VALUES ('delete', ?, ?, ?)",
+                [(i, *t) for i, t in texts.items() if i <= upto],
+            )
+            if has_events:
+                conn.execute(f"DELETE FROM events WHERE flow IN {_ID_LIST}", [chunk])
+            conn.execute(f"DELETE FROM tags WHERE flow IN {_ID_LIST}", [chunk])
+            conn.execute(f"UPDATE flows SET replay_of = NULL WHERE replay_of IN {_ID_LIST}", [chunk])
+            count = conn.execute(f"DELETE FROM flows WHERE id IN {_ID_LIST}", [chunk]).rowcount
+            newest = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
+            if upto > newest:  # the next flows may get the deleted ids: index them
+                conn.execute("UPDATE repost_meta SET value = ? WHERE key = ?", [str(newest), META_KEY])
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        deleted += count
+        if on_batch is not None:
+            on_batch(count)
+    return deleted
+
+
+def _indexed_texts(conn: sqlite3.Connection, chunk: str, upto: int) -> dict[int, tuple[str, str]]:
+    """The text the search index holds for those of the flows in ``chunk`` it has indexed."""
+    rows = conn.execute(
+        "SELECT id, request_body, request_content_encoding, request_headers,"
+        " response_body, response_content_encoding, response_headers"
+        f" FROM flows WHERE id IN {_ID_LIST} AND id <= ?",
+        [chunk, upto],
+    ).fetchall()
+    return {r[0]: (_text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows}
+
+
+def file_size(conn: sqlite3.Connection) -> int:
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return conn.execute("PRAGMA page_count").fetchone()[0] * page_size
+
+
+def free_bytes(conn: sqlite3.Connection) -> int:
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+
+
+def incremental(conn: sqlite3.Connection) -> bool:
+    return conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+
+
+def give_back_space(conn: sqlite3.Connection, vacuum: bool = False, max_pages: int | None = None) -> bool:
+    """Hand the free pages left by deleted flows back to the file system.
+
+    A database made by this repost (auto_vacuum=INCREMENTAL) does it a step at a
+    time, each step a short transaction. An older one needs a VACUUM, which rewrites
+    the whole file and holds the write lock meanwhile: only when asked (``vacuum``);
+    it also switches the file to incremental mode for next time. False when the
+    space stays inside the file (reused by new flows)."""
+    if incremental(conn):
+        freed = 0
+        while conn.execute("PRAGMA freelist_count").fetchone()[0] and (max_pages is None or freed < max_pages):
+            # Each step frees pages as the cursor is read: read it to the end.
+            conn.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})").fetchall()
+            freed += VACUUM_STEP_PAGES
+        _checkpoint(conn)
+        return True
+    if not vacuum:
+        return False
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute("VACUUM")
+    _checkpoint(conn)
+    return True
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    # In WAL mode the file shrinks when the log is copied back; TRUNCATE also empties
+    # the log. With a recorder writing, it does what it can and the rest happens at
+    # the recorder's next checkpoint.
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def prune_step(conn: sqlite3.Connection, before: str, budget: int = BATCH) -> int:
+    """At most ``budget`` of the oldest flows started before ``before``, deleted, and
+    their space handed back: the recorder's writer calls this while idle."""
+    ids = prunable_ids(conn, before, limit=budget)
+    if not ids:
+        return 0
+    deleted = delete_flows(conn, ids)
+    give_back_space(conn, max_pages=4 * VACUUM_STEP_PAGES)
+    return deleted
