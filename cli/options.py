@@ -70,16 +70,17 @@ def selection_options(fn):
         click.option("--until", callback=_times, help="Only flows started before a time ago (10m, 2h, 3d) or an ISO 8601 time."),
         click.option("--method", "methods", multiple=True, callback=_methods, help="Only this method (repeatable, or POST,PUT)."),
         click.option("--search", help="Only flows whose decoded request or response body contains these words (full text)."),
+        click.option("--tag", "tags", multiple=True, help="Only flows tagged NAME (repost tag); repeatable: all of them."),
         click.option("--filter", "filter_expr", help="Only flows matching a mitmproxy filter expression, e.g. '~m POST & ~bq book & ~c 201'."),
     ]
 
     @functools.wraps(fn)
-    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, **kwargs):
+    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, tags, **kwargs):
         from repost.store.selection import Selection
 
         kwargs["selection"] = Selection(
             host=host, path=path, statuses=statuses, since=since, until=until,
-            methods=methods, search=search, filter_expr=filter_expr,
+            methods=methods, search=search, filter_expr=filter_expr, tags=list(tags),
         )  # fmt: skip
         return fn(*args, **kwargs)
 

@@ -153,6 +153,8 @@ def har_entry(row: dict) -> dict:
     }
     if row.get("replay_of"):
         entry["_repost"]["replay_of"] = row["replay_of"]
+    if row.get("tags"):
+        entry["_repost"]["tags"] = row["tags"]
     return entry
 
 

@@ -84,6 +84,8 @@ def flow_state(row: dict) -> dict:
         response=None,
         error={"msg": row["error"], "timestamp": ended} if row["error"] else None,
     )
+    if row.get("tags"):  # repost's tags travel in the flow's metadata (store/importer.py reads them)
+        state["metadata"] = {"repost_tags": list(row["tags"])}
     if row["status"] is not None:
         resp_headers = headers_of(row, "response")
         resp_body = bytes(row["response_body"]) if row["response_body"] is not None else b""

@@ -180,10 +180,13 @@ def _har_version(value) -> str:
     return value if value.startswith("HTTP/") else "HTTP/1.1"
 
 
-def har_snapshots(path: Path) -> Iterator[tuple]:
+def har_snapshots(path: Path, tags: dict | None = None) -> Iterator[tuple]:
     for entry in har_entries(path):
         try:
-            yield har_entry_to_snapshot(entry)
+            snap = har_entry_to_snapshot(entry)
+            if tags is not None and isinstance(entry.get("_repost"), dict):
+                _keep_tags(tags, snap[0], entry["_repost"].get("tags"))
+            yield snap
         except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
             raise ImportError_(f"{path}: an entry could not be read ({type(e).__name__}: {e})") from None
 
@@ -196,7 +199,7 @@ _FLOW_KEYS = frozenset({
     "is_replay", "marked", "metadata", "comment", "timestamp_created", "websocket",
 })  # fmt: skip
 # and "backup", optionally
-_WANTED = frozenset({"version", "type", "id", "request", "response", "error"})
+_WANTED = frozenset({"version", "type", "id", "request", "response", "error", "metadata"})
 _REQUEST_KEYS = frozenset({
     "host", "port", "method", "scheme", "authority", "path", "http_version", "headers", "content", "trailers",
     "timestamp_start", "timestamp_end",
@@ -206,7 +209,7 @@ _RESPONSE_KEYS = frozenset({
 })  # fmt: skip
 
 
-def mitm_snapshots(path: Path) -> Iterator[tuple]:
+def mitm_snapshots(path: Path, tags: dict | None = None) -> Iterator[tuple]:
     """Snapshots of the HTTP flows of a mitmproxy flow file, read record by record.
 
     A record in the layout of flow format version 21 becomes a snapshot directly
@@ -221,19 +224,19 @@ def mitm_snapshots(path: Path) -> Iterator[tuple]:
         try:
             for _, buf, start, end in tnet.records(f):
                 try:
-                    snap = _record_snapshot(buf, start, end) if fast else None
+                    snap = _record_snapshot(buf, start, end, tags) if fast else None
                 except (ValueError, TypeError, IndexError, KeyError, AttributeError, RecursionError):
                     snap = None
                 if snap is None:
-                    yield from _flow_snapshots(path, io.BytesIO(buf[start:end]))
+                    yield from _flow_snapshots(path, io.BytesIO(buf[start:end]), tags)
                 else:
                     yield snap
         except tnet.Unframed as e:
             f.seek(e.offset)
-            yield from _flow_snapshots(path, f)
+            yield from _flow_snapshots(path, f, tags)
 
 
-def _record_snapshot(b: bytes, start: int, end: int):
+def _record_snapshot(b: bytes, start: int, end: int, tags: dict | None = None):
     """The snapshot of one flow record (version 21, HTTP), or None for mitmproxy's reader."""
     state, keys = tnet.top_dict(b, start, end, _WANTED)
     if state.get("version") != FLOW_FORMAT_VERSION or state.get("type") != "http":
@@ -276,18 +279,21 @@ def _record_snapshot(b: bytes, start: int, end: int):
         if type(er["timestamp"]) not in _NUMBER:
             return None
         error = (er["msg"], float(er["timestamp"]))
-    return make_snapshot(
+    snap = make_snapshot(
         flow_id=flow_id, started=started, method=method.decode(), scheme=scheme.decode(), host=host, port=port,
         target=path.decode("utf-8", "surrogateescape"),
         headers=[(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in fields],
         body=content, response=response, error=error, http_version=version.decode(),
     )  # fmt: skip
+    if tags is not None and type(state.get("metadata")) is dict:
+        _keep_tags(tags, flow_id, state["metadata"].get(TAGS_METADATA))
+    return snap
 
 
 _NUMBER = (float, int)
 
 
-def _flow_snapshots(path: Path, f) -> Iterator[tuple]:
+def _flow_snapshots(path: Path, f, tags: dict | None = None) -> Iterator[tuple]:
     """Snapshots of the HTTP flows mitmproxy's own reader finds in ``f``."""
     from mitmproxy import exceptions, http
     from mitmproxy import io as mio
@@ -303,21 +309,58 @@ def _flow_snapshots(path: Path, f) -> Iterator[tuple]:
         except (AssertionError, AttributeError, KeyError, TypeError) as e:  # what its reader lets through
             raise ImportError_(f"{path}: not a readable mitmproxy flow file ({type(e).__name__}: {e})") from None
         if isinstance(flow, http.HTTPFlow):
+            if tags is not None and isinstance(flow.metadata, dict):
+                _keep_tags(tags, flow.id, flow.metadata.get(TAGS_METADATA))
             yield snapshot(flow)
+
+
+# -- tags (HAR ``_repost.tags``, a mitmproxy flow's metadata) ----------------------
+
+TAGS_METADATA = "repost_tags"
+MAX_TAGS = 100  # per flow: a crafted file cannot make one flow carry millions
+
+
+def _keep_tags(tags: dict, flow_id, names) -> None:
+    """The valid tag names among ``names`` (from a file: anything at all), kept for ``flow_id``."""
+    from .tags import check_name
+
+    if not isinstance(names, (list, tuple)):
+        return
+    kept = []
+    for name in names[:MAX_TAGS]:
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        try:
+            kept.append(check_name(name))
+        except (ValueError, AttributeError, TypeError):
+            continue  # not a tag this repost could have written: left out
+    if kept:
+        tags[flow_id] = kept
+
+
+def _tag_imported(conn, after_id: int, tags: dict) -> None:
+    """Tag the flows written since ``after_id`` whose file entries carried tags."""
+    from .tags import add_tag
+
+    for flow_id, name in conn.execute("SELECT id, flow_id FROM flows WHERE id > ? ORDER BY id", [after_id]).fetchall():
+        for tag in tags.get(name, ()):
+            add_tag(conn, [flow_id], tag)
 
 
 # -- importing ---------------------------------------------------------------------
 
 
-def read_snapshots(path: Path, fmt: str) -> Iterator[tuple]:
+def read_snapshots(path: Path, fmt: str, tags: dict | None = None) -> Iterator[tuple]:
+    """The file's flows as snapshots; with ``tags``, fills it {flow id: [tag, ...]}."""
     if fmt == "har":
-        return har_snapshots(path)
+        return har_snapshots(path, tags)
     if fmt == "mitm":
-        return mitm_snapshots(path)
+        return mitm_snapshots(path, tags)
     raise ImportError_(f"unknown format {fmt!r}")
 
 
 def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = 10 * 1024 * 1024) -> int:
+    from .database import open_database
     from .redact import Redactor, load_key
     from .writer import BatchWriter
 
@@ -325,24 +368,31 @@ def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: b
     if not path.exists():
         raise ImportError_(f"no file at {path}")
     fmt = fmt or detect_format(path)
-    snapshots = read_snapshots(path, fmt)
+    tags: dict = {}
+    snapshots = read_snapshots(path, fmt, tags)
     writer = BatchWriter(str(db), redactor=None if keep_secrets else Redactor(load_key()), max_body=max_body)
+    conn = open_database(db)  # to tag what was written
     batch, n = [], 0
     try:
         for snap in snapshots:
             batch.append(snap)
             if len(batch) >= BATCH:
-                _write(writer, batch)
+                _write(writer, conn, batch, tags)
                 n += len(batch)
                 batch = []
         if batch:
-            _write(writer, batch)
+            _write(writer, conn, batch, tags)
             n += len(batch)
     finally:
         writer.close()
+        conn.close()
     return n
 
 
-def _write(writer, batch) -> None:
+def _write(writer, conn, batch, tags: dict) -> None:
+    after = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0] if tags else 0
     if not writer.write(batch):
         raise ImportError_(f"could not write to the database: {writer.last_error}")
+    if tags:
+        _tag_imported(conn, after, tags)
+        tags.clear()

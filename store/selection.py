@@ -53,6 +53,7 @@ class Selection:
     methods: list[str] = field(default_factory=list)
     search: str | None = None
     filter_expr: str | None = None
+    tags: list[str] = field(default_factory=list)  # every one of them
 
     def fts_query(self) -> str:
         return fts_phrase(self.search or "")
@@ -84,6 +85,9 @@ class Selection:
         if self.methods:
             clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
             params += [m.upper() for m in self.methods]
+        for name in self.tags:
+            clauses.append("id IN (SELECT flow FROM tags WHERE name = ?)")
+            params.append(name)
         if self.search and search:
             clauses.append("id IN (SELECT rowid FROM flows_fts WHERE flows_fts MATCH ?)")
             params.append(fts_phrase(self.search))
