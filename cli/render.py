@@ -29,7 +29,7 @@ def _status_style(status: int | None) -> str:
 
 COLUMNS = [
     ("id", "right"), ("time", "left"), ("method", "left"), ("status", "right"), ("host", "left"),
-    ("path", "left"), ("size", "right"), ("duration", "right"), ("safety", "left"),
+    ("path", "left"), ("size", "right"), ("duration", "right"), ("safety", "left"), ("tags", "left"),
 ]  # fmt: skip
 
 
@@ -37,28 +37,19 @@ def flows_table(rows: list[dict]) -> None:
     if not rows:
         Console().print("no flows recorded yet")
         return
-    cells = [
-        [
-            str(r["id"]),
-            r["started_at"].replace("T", " ")[:19],
-            r["method"],
-            str(r["status"]) if r["status"] is not None else "-",
-            r["host"] or "",
-            r["path"] or "",
-            human_size(r["response_size"]),
-            f"{r['duration_ms']:.0f} ms" if r["duration_ms"] is not None else "-",
-            r["safety"],
-        ]
-        for r in rows
-    ]
+    cells = [_cells(r) + [",".join(r.get("tags") or [])] for r in rows]
+    tagged = any(row[-1] for row in cells)
     con = Console()
     if not con.is_terminal:
-        _plain_table(cells)
+        _plain_table(cells if tagged else [row[:-1] for row in cells])
         return
     if con.width < 100:  # the year is the first thing a narrow terminal can spare
         for row in cells:
             row[1] = row[1][5:]
-    widths = _fit([max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)], con.width)
+    natural = [max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)]
+    if not tagged:
+        natural[-1] = 0  # no tags column at all
+    widths = _fit(natural, con.width)
     shown = [i for i, w in enumerate(widths) if w]
     gap = " " * GAP
 
@@ -77,6 +68,34 @@ def flows_table(rows: list[dict]) -> None:
         con.print(line(row, styles), soft_wrap=True)
 
 
+# list --follow cannot size its columns to rows still to come: fixed widths for the
+# short ones, host and path as long as they are.
+FOLLOW_WIDTHS = (7, 19, 7, 6, 0, 0, 9, 9, 10)
+
+
+def follow_header() -> list[str]:
+    return [_align(name, i, w) for i, ((name, _), w) in enumerate(zip(COLUMNS, FOLLOW_WIDTHS))] + ["tags"]
+
+
+def follow_cells(r: dict) -> list[str]:
+    cells = _cells(r)
+    return [_align(c, i, w) for i, (c, w) in enumerate(zip(cells, FOLLOW_WIDTHS))] + [",".join(r.get("tags") or [])]
+
+
+def _cells(r: dict) -> list[str]:
+    return [
+        str(r["id"]),
+        r["started_at"].replace("T", " ")[:19],
+        r["method"],
+        str(r["status"]) if r["status"] is not None else "-",
+        r["host"] or "",
+        r["path"] or "",
+        human_size(r["response_size"]),
+        f"{r['duration_ms']:.0f} ms" if r["duration_ms"] is not None else "-",
+        r["safety"],
+    ]
+
+
 def _align(text: str, column: int, width: int) -> str:
     return text.rjust(width) if COLUMNS[column][1] == "right" else text.ljust(width)
 
@@ -86,7 +105,7 @@ def _cut(text: str, width: int) -> str:
 
 
 FLEXIBLE = ("host", "path")  # cut short with an ellipsis when the terminal is narrow
-DROPPABLE = ("duration", "size", "method", "time")  # left out, in this order, when that is not enough
+DROPPABLE = ("duration", "size", "method", "time", "tags")  # left out, in this order, when that is not enough
 FLEX_MIN = 12
 GAP = 3  # spaces between columns on a terminal
 
@@ -124,7 +143,7 @@ def _fit(widths: list[int], room: int) -> list[int]:
 
 def _plain_table(cells: list[list[str]]) -> None:
     """Aligned columns, two spaces apart: easy on the eye and for cut/awk."""
-    header = [name for name, _ in COLUMNS]
+    header = [name for name, _ in COLUMNS][: len(cells[0])]
     widths = [max(len(header[i]), *(len(row[i]) for row in cells)) for i in range(len(header))]
     lines = []
     for row in [header, *cells]:
@@ -143,6 +162,8 @@ def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
     )
     if flow["replay_of"]:
         con.print(f"replay of flow {flow['replay_of']}", style="dim")
+    if flow.get("tags"):
+        con.print(f"tags: {_escape(', '.join(flow['tags']))}")
     con.print()
     con.print(f"[bold]{flow['method']}[/] {_escape(flow['url'])} {flow['http_version'] or ''}")
     _headers(con, flow["request_headers"])
