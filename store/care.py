@@ -163,6 +163,21 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
+def duration_seconds(text: str) -> float:
+    """``7d``, ``12h``, ``1h30m`` as seconds (``record --retain``)."""
+    import re
+
+    from .selection import _DURATION, _UNITS
+
+    parts = _DURATION.findall(text)
+    if not parts or "".join(f"{n}{u}" for n, u in parts).lower() != re.sub(r"\s+", "", text).lower():
+        raise ValueError(f"{text!r} is not a duration (30m, 12h, 7d)")
+    seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a retention must be longer than nothing")
+    return seconds
+
+
 def prune_step(conn: sqlite3.Connection, before: str, budget: int = BATCH) -> int:
     """At most ``budget`` of the oldest flows started before ``before``, deleted, and
     their space handed back: the recorder's writer calls this while idle."""

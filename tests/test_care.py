@@ -238,3 +238,26 @@ def test_delete_on_an_older_database_says_how_to_give_the_space_back(tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from now on
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+def test_record_retain_deletes_old_flows_while_idle(start_proxy, upstream, tmp_path):
+    import httpx
+
+    db = tmp_path / "rec.db"
+    old = store_flows(db, flows(3))
+    _age(db, old, 10)
+    (recent,) = store_flows(db, flows(1, start=3))
+    proxy = start_proxy("--retain", "7d", db=db)
+    with httpx.Client(proxy=proxy.url, timeout=10) as c:
+        assert c.post(f"{upstream.url}/orders", json={}).status_code == 201
+    wait_for(lambda: count_flows(db) == 2, 10, what="old flows pruned")
+    ids = ids_in(db)
+    assert recent in ids and not set(old) & set(ids)
+    assert "deleted 3 flows" in proxy.output()
+
+
+def test_record_retain_refuses_a_bad_duration(tmp_path):
+    result = repost("record", "--retain", "soon", "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 2
+    assert "not a duration" in result.output
+    assert not (tmp_path / "x.db").exists()
