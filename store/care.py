@@ -1,9 +1,9 @@
 """Everyday care of a store: deleting flows (``delete``, ``prune``, ``record --retain``)
 and giving the space back.
 
-Deleting runs in batches of ``BATCH`` flows, one short write transaction each, so a
-recorder writing at the same time (WAL, busy_timeout) waits a fraction of a second
-at most, never for the whole job.
+Deleting runs in batches, one short write transaction each (sized to hold the
+write lock about ``HOLD_SECONDS``), so a recorder writing at the same time (WAL,
+busy_timeout) waits a fraction of a second at most, never for the whole job.
 
 A deleted flow leaves every table that refers to it:
 - ``flows_fts``: a contentless FTS5 index (SQLite 3.40 here has no
@@ -27,7 +27,9 @@ import sqlite3
 
 from .search import META_KEY, _text, indexed_upto
 
-BATCH = 1000
+BATCH = 1000  # flows in the first transaction; then sized to hold the lock about HOLD_SECONDS
+MIN_BATCH, MAX_BATCH = 100, 50_000
+HOLD_SECONDS = 0.25  # a recorder writing meanwhile waits about this long at most
 VACUUM_STEP_PAGES = 256  # 8 MB of 32 KB pages per transaction
 
 _ID_LIST = "(SELECT value FROM json_each(?))"
@@ -70,41 +72,86 @@ def prunable_ids(conn: sqlite3.Connection, before: str, keep_last: int = 0, limi
 
 
 def delete_flows(conn: sqlite3.Connection, ids: list[int], batch: int = BATCH, on_batch=None) -> int:
-    """Delete the flows ``ids`` (and what refers to them); returns how many went."""
+    """Delete the flows ``ids`` (and what refers to them); returns how many went.
+
+    Each batch is one transaction, sized to hold the write lock about
+    ``HOLD_SECONDS``: a batch rewrites every page of the indexes whose order is not
+    the id's (flow_id, path) it touches, and on a large store that is most of them
+    whatever the batch's size, so larger batches cost little more and save many
+    rewrites; on a small store, small batches are as quick."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
     # As the recorder commits: a killed process loses nothing committed, and each
     # batch's commit skips an fsync (the WAL is synced at checkpoints).
     conn.execute("PRAGMA synchronous = NORMAL")
     has_events = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
+    if not ids:
+        return 0
+    # The next batch's indexed text is worked out (Python, holding the GIL) on a
+    # thread with its own connection while this batch's SQL runs (SQLite lets go of
+    # the GIL): the two overlap on two cores.
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    reader = sqlite3.connect(path, check_same_thread=False)
+    taken = 0
+
+    def take(n: int) -> str | None:
+        nonlocal taken
+        part = ids[taken : taken + n]
+        taken += len(part)
+        return json.dumps(part) if part else None
+
     deleted = 0
-    for start in range(0, len(ids), batch):
-        chunk = json.dumps(ids[start : start + batch])
-        texts = _indexed_texts(conn, chunk, indexed_upto(conn))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            upto = indexed_upto(conn)
-            late = [i for i in json.loads(chunk) if i <= upto and i not in texts]
-            if late:  # indexed while we decoded: those too
-                texts.update(_indexed_texts(conn, json.dumps(late), upto))
-            conn.executemany(
-                "INSERT INTO flows_fts (flows_fts, rowid, request_body, response_body) VALUES ('delete', ?, ?, ?)",
-                [(i, *t) for i, t in texts.items() if i <= upto],
-            )
-            if has_events:
-                conn.execute(f"DELETE FROM events WHERE flow IN {_ID_LIST}", [chunk])
-            conn.execute(f"DELETE FROM tags WHERE flow IN {_ID_LIST}", [chunk])
-            conn.execute(f"UPDATE flows SET replay_of = NULL WHERE replay_of IN {_ID_LIST}", [chunk])
-            count = conn.execute(f"DELETE FROM flows WHERE id IN {_ID_LIST}", [chunk]).rowcount
-            newest = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
-            if upto > newest:  # the next flows may get the deleted ids: index them
-                conn.execute("UPDATE repost_meta SET value = ? WHERE key = ?", [str(newest), META_KEY])
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        deleted += count
-        if on_batch is not None:
-            on_batch(count)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            chunk = take(batch)
+            upcoming = pool.submit(_indexed_texts, reader, chunk, indexed_upto(conn))
+            while chunk is not None:
+                texts = upcoming.result()
+                after = take(batch)
+                if after is not None:
+                    upcoming = pool.submit(_indexed_texts, reader, after, indexed_upto(conn))
+                began = time.monotonic()
+                count = _delete_batch(conn, chunk, texts, has_events)
+                held = time.monotonic() - began
+                deleted += count
+                if on_batch is not None:
+                    on_batch(count)
+                if held < HOLD_SECONDS / 2:
+                    batch = min(batch * 2, MAX_BATCH)
+                elif held > HOLD_SECONDS:
+                    batch = max(batch // 2, MIN_BATCH)
+                chunk = after
+    finally:
+        reader.close()
     return deleted
+
+
+def _delete_batch(conn: sqlite3.Connection, chunk: str, texts: dict, has_events) -> int:
+    """One batch, one transaction; ``texts``: the indexed text of those already known."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        upto = indexed_upto(conn)
+        late = [i for i in json.loads(chunk) if i <= upto and i not in texts]
+        if late:  # indexed since their text was worked out: those too
+            texts.update(_indexed_texts(conn, json.dumps(late), upto))
+        conn.executemany(
+            "INSERT INTO flows_fts (flows_fts, rowid, request_body, response_body) VALUES ('delete', ?, ?, ?)",
+            [(i, *t) for i, t in texts.items() if i <= upto],
+        )
+        if has_events:
+            conn.execute(f"DELETE FROM events WHERE flow IN {_ID_LIST}", [chunk])
+        conn.execute(f"DELETE FROM tags WHERE flow IN {_ID_LIST}", [chunk])
+        conn.execute(f"UPDATE flows SET replay_of = NULL WHERE replay_of IN {_ID_LIST}", [chunk])
+        count = conn.execute(f"DELETE FROM flows WHERE id IN {_ID_LIST}", [chunk]).rowcount
+        newest = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
+        if upto > newest:  # the next flows may get the deleted ids: index them
+            conn.execute("UPDATE repost_meta SET value = ? WHERE key = ?", [str(newest), META_KEY])
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return count
 
 
 def _indexed_texts(conn: sqlite3.Connection, chunk: str, upto: int) -> dict[int, tuple[str, str]]:
@@ -157,9 +204,11 @@ def give_back_space(conn: sqlite3.Connection, vacuum: bool = False, max_pages: i
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
-    # In WAL mode the file shrinks when the log is copied back; TRUNCATE also empties
-    # the log. With a recorder writing, it does what it can and the rest happens at
-    # the recorder's next checkpoint.
+    # In WAL mode the file shrinks when the log is copied back. PASSIVE copies the
+    # bulk without stopping a recorder's commits; TRUNCATE, which holds the write lock
+    # while it copies, then has little left to copy, and empties the log. With a
+    # recorder writing, the rest happens at its next checkpoint.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
