@@ -30,6 +30,7 @@ from .search import META_KEY, _text, indexed_upto
 BATCH = 1000  # flows in the first transaction; then sized to hold the lock about HOLD_SECONDS
 MIN_BATCH, MAX_BATCH = 100, 50_000
 HOLD_SECONDS = 0.25  # a recorder writing meanwhile waits about this long at most
+CHECKPOINT_WAIT_MS = 200
 VACUUM_STEP_PAGES = 256  # 8 MB of 32 KB pages per transaction
 
 _ID_LIST = "(SELECT value FROM json_each(?))"
@@ -204,12 +205,18 @@ def give_back_space(conn: sqlite3.Connection, vacuum: bool = False, max_pages: i
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
-    # In WAL mode the file shrinks when the log is copied back. PASSIVE copies the
-    # bulk without stopping a recorder's commits; TRUNCATE, which holds the write lock
-    # while it copies, then has little left to copy, and empties the log. With a
-    # recorder writing, the rest happens at its next checkpoint.
+    # In WAL mode the file shrinks when the log is copied back. PASSIVE copies what
+    # it can without waiting for anyone. TRUNCATE then empties the log, but it holds
+    # the write lock while it waits for readers (an export, say): so it waits
+    # ``CHECKPOINT_WAIT_MS`` at most, and a recorder behind it no longer than that.
+    # What is left happens at the next checkpoint.
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 def duration_seconds(text: str) -> float:
