@@ -103,7 +103,15 @@ def remove(conn, ids: list[int], vacuum: bool) -> None:
     from .render import human_size
 
     before = file_size(conn)
-    deleted = delete_flows(conn, ids)
+    if len(ids) >= 10_000 and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=Console(stderr=True)) as progress:
+            task = progress.add_task("deleting", total=len(ids))
+            deleted = delete_flows(conn, ids, on_batch=lambda n: progress.advance(task, n))
+    else:
+        deleted = delete_flows(conn, ids)
     click.echo(f"repost: deleted {plural(deleted)}", err=True)
     if give_back_space(conn, vacuum=vacuum):
         after = file_size(conn)
