@@ -261,3 +261,35 @@ def test_record_retain_refuses_a_bad_duration(tmp_path):
     assert result.exit_code == 2
     assert "not a duration" in result.output
     assert not (tmp_path / "x.db").exists()
+
+
+def test_flows_indexed_while_a_delete_works_out_their_text_leave_the_index_too(tmp_path, monkeypatch):
+    """The writer indexes while idle: between the moment delete reads what is indexed
+    and its transaction, more may have been. Those entries go too."""
+    from repost.store import care
+    from repost.store.database import open_database
+    from repost.store.search import index_pending
+
+    db = tmp_path / "r.db"
+    ids = store_flows(db, flows(5, word="plum"))
+    real = care._indexed_texts
+    calls = []
+
+    def then_the_writer_indexes(conn, chunk, upto):
+        texts = real(conn, chunk, upto)
+        if not calls:  # the first look: nothing indexed yet; then the writer indexes everything
+            other = open_database(db)
+            assert index_pending(other) == 5
+            other.close()
+        calls.append(upto)
+        return texts
+
+    monkeypatch.setattr(care, "_indexed_texts", then_the_writer_indexes)
+    conn = open_database(db)
+    assert care.delete_flows(conn, ids[:3]) == 3
+    conn.close()
+    monkeypatch.undo()
+    assert calls[0] == 0 and calls[-1] == ids[-1]  # worked out again, inside the transaction
+    assert fts_ok(db)
+    raw = sqlite3.connect(db)
+    assert [r[0] for r in raw.execute("SELECT rowid FROM flows_fts WHERE flows_fts MATCH 'plum' ORDER BY rowid")] == ids[3:]
