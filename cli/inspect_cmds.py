@@ -84,6 +84,8 @@ def show(flow_id, db_path, as_format, assemble, body_side, output, raw, as_json)
 
     if (output or raw) and not body_side:
         raise click.UsageError("-o and --raw go with --body request|response")
+    if body_side and (as_json or as_format or assemble):
+        raise click.UsageError("--body prints the body alone: not with --json, --as or --stream")
     flow, replays, rules = load_flow(db_path, flow_id)
     if body_side:
         from .body_out import write_body

@@ -75,3 +75,4 @@ def test_o_without_body_is_a_usage_error(tmp_path):
     db = tmp_path / "r.db"
     (i,) = store_flows(db, [post_flow(body=b"x")])
     assert repost("show", str(i), "-o", str(tmp_path / "x"), "--db", str(db)).exit_code == 2
+    assert repost("show", str(i), "--body", "request", "--json", "--db", str(db)).exit_code == 2
