@@ -6,7 +6,8 @@ Use it from repost (``repost record``) or load it into mitmproxy's own tools::
 
 Options: ``repost_db``, ``repost_methods`` (``POST``; a list such as
 ``POST,PUT,PATCH,DELETE``, or ``ALL``), ``repost_filter`` (a mitmproxy filter
-expression), ``repost_keep_secrets``, ``repost_max_body`` (``10m``).
+expression), ``repost_keep_secrets``, ``repost_max_body`` (``10m``), ``repost_retain``
+(``7d``: flows older than that are deleted while the recorder is idle; empty keeps all).
 
 The hooks only take a snapshot of the finished flow; redaction, hashing and the
 SQLite commit happen in a writer process (store/writer_process.py), so
@@ -81,6 +82,9 @@ class Recorder:
         loader.add_option(
             "repost_max_body", str, DEFAULT_MAX_BODY, "Bodies above this size are stored as a prefix (e.g. 10m, 512k)."
         )
+        loader.add_option(
+            "repost_retain", str, "", "Delete flows older than this (e.g. 7d, 12h) while idle; empty keeps every flow."
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "repost_methods" in updated:
@@ -94,7 +98,7 @@ class Recorder:
                 self.filter = flowfilter.parse(expr) if expr else None
             except ValueError as e:
                 raise exceptions.OptionsError(f"repost_filter: invalid filter expression {expr!r}: {e}") from e
-        if updated & {"repost_db", "repost_keep_secrets", "repost_max_body"}:
+        if updated & {"repost_db", "repost_keep_secrets", "repost_max_body", "repost_retain"}:
             self._open_writer()
 
     def _open_writer(self) -> None:
@@ -103,6 +107,14 @@ class Recorder:
         except ValueError as e:
             raise exceptions.OptionsError(f"repost_max_body: {e}") from e
         self.max_body = max_body
+        retain = None
+        if ctx.options.repost_retain:
+            from repost.store.care import duration_seconds
+
+            try:
+                retain = duration_seconds(ctx.options.repost_retain)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"repost_retain: {e}") from e
         old = self.writer
         if not ctx.options.repost_keep_secrets:
             _check_key()
@@ -110,7 +122,7 @@ class Recorder:
             # Checked here, so that a bad file is refused before the proxy listens.
             open_database(ctx.options.repost_db, create=True).close()
             self.writer = WriterProcess(
-                ctx.options.repost_db, keep_secrets=ctx.options.repost_keep_secrets, max_body=max_body
+                ctx.options.repost_db, keep_secrets=ctx.options.repost_keep_secrets, max_body=max_body, retain=retain
             )
         except (StoreError, OSError) as e:
             raise exceptions.OptionsError(f"repost_db: {e}") from e

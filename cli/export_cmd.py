@@ -38,7 +38,9 @@ def export(ids, fmt, db_path, selection, limit, output):
     conn = open_database(db_path)
     if ids:
         selection = replace(selection, ids=list(ids))
-    rows = select_full_flows(conn, selection, limit, newest_first=False)
+    from repost.store.tags import with_tags
+
+    rows = with_tags(conn, select_full_flows(conn, selection, limit, newest_first=False))
     binary = fmt == "mitm"
     if output == "-":
         if binary and sys.stdout.isatty():

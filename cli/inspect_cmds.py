@@ -15,8 +15,9 @@ def _open(db_path):
 @db_option
 @selection_options(replays=True)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0), help="Show at most this many flows.")
+@click.option("-f", "--follow", is_flag=True, help="Then print flows as they are recorded (JSON lines with --json), until Ctrl-C.")
 @json_option
-def list_flows(db_path, selection, limit, as_json):
+def list_flows(db_path, selection, limit, follow, as_json):
     """List recorded flows, newest first (by start time; replays included).
 
     \b
@@ -28,17 +29,28 @@ def list_flows(db_path, selection, limit, as_json):
     \b
     Columns: id, time (UTC), method, status (- when there was no response),
     host, path, response size, duration, the replay safety class (safe,
-    idempotent, keyed, unsafe) and, for a replay, the flow it replayed (↺ 12).
+    idempotent, keyed, unsafe), for a replay the flow it replayed (↺ 12), and tags
+    when a flow has some.
+
+    --follow prints flows as they are recorded, like tail -f, with the same
+    filters (--limit counts only the flows shown first); Ctrl-C ends it.
     """
     from repost.store.queries import list_flows as query
 
     from repost.store.flowview import summary_json
 
     conn = _open(db_path)
+    if follow:
+        from .follow import follow_flows
+
+        follow_flows(conn, selection, limit, as_json)
+        return
     from repost.store.rules import READ_ONLY, get_rules
 
     rules = get_rules(conn, READ_ONLY)
-    rows = [summary_json(r, rules) for r in query(conn, selection, limit)]
+    from repost.store.tags import attach_tags
+
+    rows = [summary_json(r, rules) for r in attach_tags(conn, query(conn, selection, limit))]
     if as_json:
         from .terminal import write_json
 
@@ -59,8 +71,11 @@ def list_flows(db_path, selection, limit, as_json):
 @db_option
 @click.option("--as", "as_format", type=click.Choice(["curl", "httpie", "python"]), help="Print the request as a curl or httpie command, or a Python (httpx) snippet.")
 @click.option("--stream", "assemble", is_flag=True, help="Print the text (then any tool calls) a streamed response assembles to: OpenAI chat, completions and Responses, Anthropic Messages, Gemini, Ollama/NDJSON.")
+@click.option("--body", "body_side", type=click.Choice(["request", "response"]), help="Print only this body, decoded (binary to a terminal needs -o).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="With --body: write it to this file.")
+@click.option("--raw", is_flag=True, help="With --body: the bytes as on the wire (content-encoding kept).")
 @json_option
-def show(flow_id, db_path, as_format, assemble, as_json):
+def show(flow_id, db_path, as_format, assemble, body_side, output, raw, as_json):
     """Show one flow: the request, the response, and SSE events if any.
 
     Bodies are decoded (gzip, br, zstd, deflate; charsets) and pretty-printed:
@@ -69,7 +84,16 @@ def show(flow_id, db_path, as_format, assemble, as_json):
     from .show import load_flow, print_flow
     from .terminal import is_terminal, visible
 
+    if (output or raw) and not body_side:
+        raise click.UsageError("-o and --raw go with --body request|response")
+    if body_side and (as_json or as_format or assemble):
+        raise click.UsageError("--body prints the body alone: not with --json, --as or --stream")
     flow, replays, rules = load_flow(db_path, flow_id)
+    if body_side:
+        from .body_out import write_body
+
+        write_body(flow, body_side, output, raw)
+        return
     # What goes to a terminal goes through the sanitiser; to a pipe it stays exact.
     shown = visible if is_terminal() else str
     if assemble:

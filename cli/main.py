@@ -24,6 +24,10 @@ COMMANDS = {
     "export": ("export_cmd", "export"),
     "import": ("export_cmd", "import_"),
     "serve": ("serve_cmd", "serve"),
+    "delete": ("delete_cmd", "delete"),
+    "prune": ("prune_cmd", "prune"),
+    "tag": ("tag_cmd", "tag"),
+    "untag": ("tag_cmd", "untag"),
 }
 
 

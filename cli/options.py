@@ -110,6 +110,7 @@ def _selection_options(fn, replays: bool):
         click.option("--until", callback=_times, help="Only flows started before a time ago (10m, 2h, 3d) or an ISO 8601 time."),
         click.option("--method", "methods", multiple=True, callback=_methods, help="Only this method (repeatable, or POST,PUT)."),
         click.option("--search", callback=_search, help="Only flows whose decoded request or response body contains these words (full text)."),
+        click.option("--tag", "tags", multiple=True, help="Only flows tagged NAME (repost tag); repeatable: all of them."),
         click.option("--filter", "filter_expr", callback=_filter, help="Only flows matching a mitmproxy filter expression, e.g. '~m POST & ~bq book & ~c 201'."),
     ]
     options.append(
@@ -119,13 +120,14 @@ def _selection_options(fn, replays: bool):
     )
 
     @functools.wraps(fn)
-    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, include_replays, **kwargs):
+    def wrapper(*args, host, path, statuses, since, until, methods, search, filter_expr, include_replays, tags, **kwargs):
         include_replays = include_replays or replays
         from repost.store.selection import Selection
 
         kwargs["selection"] = Selection(
             host=host, path=path, statuses=statuses, since=since, until=until,
             methods=methods, search=search, filter_expr=filter_expr, include_replays=include_replays,
+            tags=list(tags),
         )  # fmt: skip
         return fn(*args, **kwargs)
 

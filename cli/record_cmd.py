@@ -7,6 +7,17 @@ import click
 from .options import db_option, size_option
 
 
+def _retention(ctx, param, value: str) -> str:
+    from repost.store.care import duration_seconds
+
+    if value:
+        try:
+            duration_seconds(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 @click.command()
 @db_option
 @click.option("--listen-host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
@@ -23,9 +34,10 @@ from .options import db_option, size_option
 @click.option("--filter", "filter_expr", default="", help="Record only flows matching this mitmproxy filter expression, e.g. '~d api.test & ~c 201'.")
 @click.option("--keep-secrets", is_flag=True, help="Do not redact secrets (Authorization, cookies, tokens, passwords...).")
 @click.option("--max-body", default="10MB", show_default=True, callback=size_option, help="Store bodies above this size as a prefix, with their full length and SHA-256.")
+@click.option("--retain", default="", metavar="DURATION", callback=_retention, help="Delete flows older than this (7d, 12h) while the proxy is idle; default: keep every flow.")
 @click.option("--set", "extra", multiple=True, metavar="OPTION=VALUE", help="Any other mitmproxy option (repeatable), e.g. --set confdir=~/.mitmproxy.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, extra, quiet):
+def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, retain, extra, quiet):
     """Run the recording proxy until Ctrl-C.
 
     Point a client at it (HTTP_PROXY/HTTPS_PROXY=http://127.0.0.1:8080, or
@@ -33,6 +45,9 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
     request it makes with a recorded method lands in the database, with its
     response, within half a second. Flows that got no response (upstream down,
     client gone) are recorded with their error.
+
+    --retain 7d keeps the database to the last week: older flows are deleted
+    (as `repost prune` does) whenever the proxy is idle, a batch at a time.
 
     Ctrl-C or SIGTERM flushes everything and exits 0.
     """
@@ -47,14 +62,14 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
 
     created = not os.path.exists(db_path)
     try:
-        _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, extra, quiet)
+        _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, retain, extra, quiet)
     except BaseException:
         if created:  # a proxy that could not start (a busy port, a bad option) leaves no empty database
             discard_created(db_path, only_if_empty=True)
         raise
 
 
-def _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, extra, quiet):
+def _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, retain, extra, quiet):
     from repost.store.database import open_database
 
     # Check the database before listening: a foreign or corrupt file is refused at once.
@@ -73,6 +88,7 @@ def _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep
         repost_filter=filter_expr,
         repost_keep_secrets=keep_secrets,
         repost_max_body=str(max_body),
+        repost_retain=retain,
         # Bodies above the cap stream through instead of filling memory, recorded or not
         # (the recorder's tee takes over for the ones it records).
         stream_large_bodies=str(max(max_body, 1)),

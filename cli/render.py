@@ -30,40 +30,29 @@ def _status_style(status: int | None) -> str:
 COLUMNS = [
     ("id", "right"), ("time", "left"), ("method", "left"), ("status", "right"), ("host", "left"),
     ("path", "left"), ("size", "right"), ("duration", "right"), ("safety", "left"), ("replay", "left"),
+    ("tags", "left"),
 ]  # fmt: skip
-REPLAY = len(COLUMNS) - 1  # "↺ 12": a replay of flow 12; the column only when the page holds a replay
+REPLAY, TAGS = len(COLUMNS) - 2, len(COLUMNS) - 1  # shown only when a row on the page has one
+OPTIONAL = (REPLAY, TAGS)
 
 
 def flows_table(rows: list[dict], empty: str = "no flows recorded yet") -> None:
     if not rows:
         Console().print(empty)
         return
-    cells = [
-        [
-            str(r["id"]),
-            r["started_at"].replace("T", " ")[:19],
-            r["method"],
-            str(r["status"]) if r["status"] is not None else "-",
-            r["host"] or "",
-            r["path"] or "",
-            human_size(r["response_size"]),
-            f"{r['duration_ms']:.0f} ms" if r["duration_ms"] is not None else "-",
-            r["safety"],
-            f"↺ {r['replay_of']}" if r.get("replay_of") is not None else "",
-        ]
-        for r in rows
-    ]
-    with_replays = any(row[REPLAY] for row in cells)
+    cells = [_cells(r) + [_replay_mark(r), ",".join(r.get("tags") or [])] for r in rows]
+    present = {i for i in OPTIONAL if any(row[i] for row in cells)}
     con = Console()
     if not con.is_terminal:
-        _plain_table(cells, with_replays)
+        _plain_table(cells, present)
         return
     if con.width < 100:  # the year is the first thing a narrow terminal can spare
         for row in cells:
             row[1] = row[1][5:]
     natural = [max(len(name), *(len(row[i]) for row in cells)) for i, (name, _) in enumerate(COLUMNS)]
-    if not with_replays:
-        natural[REPLAY] = 0
+    for i in OPTIONAL:
+        if i not in present:
+            natural[i] = 0  # no such column at all
     widths = _fit(natural, con.width)
     shown = [i for i, w in enumerate(widths) if w]
     gap = " " * GAP
@@ -83,6 +72,38 @@ def flows_table(rows: list[dict], empty: str = "no flows recorded yet") -> None:
         con.print(line(row, styles), soft_wrap=True)
 
 
+def _replay_mark(r: dict) -> str:
+    return f"↺ {r['replay_of']}" if r.get("replay_of") is not None else ""
+
+
+# list --follow cannot size its columns to rows still to come: fixed widths for the
+# short ones, host and path as long as they are.
+FOLLOW_WIDTHS = (7, 19, 7, 6, 0, 0, 9, 9, 10, 7)
+
+
+def follow_header() -> list[str]:
+    return [_align(name, i, w) for i, ((name, _), w) in enumerate(zip(COLUMNS, FOLLOW_WIDTHS))] + ["tags"]
+
+
+def follow_cells(r: dict) -> list[str]:
+    cells = _cells(r) + [_replay_mark(r)]
+    return [_align(c, i, w) for i, (c, w) in enumerate(zip(cells, FOLLOW_WIDTHS))] + [",".join(r.get("tags") or [])]
+
+
+def _cells(r: dict) -> list[str]:
+    return [
+        str(r["id"]),
+        r["started_at"].replace("T", " ")[:19],
+        r["method"],
+        str(r["status"]) if r["status"] is not None else "-",
+        r["host"] or "",
+        r["path"] or "",
+        human_size(r["response_size"]),
+        f"{r['duration_ms']:.0f} ms" if r["duration_ms"] is not None else "-",
+        r["safety"],
+    ]
+
+
 def _align(text: str, column: int, width: int) -> str:
     return text.rjust(width) if COLUMNS[column][1] == "right" else text.ljust(width)
 
@@ -92,7 +113,7 @@ def _cut(text: str, width: int) -> str:
 
 
 FLEXIBLE = ("host", "path")  # cut short with an ellipsis when the terminal is narrow
-DROPPABLE = ("duration", "size", "method", "time")  # left out, in this order, when that is not enough
+DROPPABLE = ("duration", "size", "method", "time", "tags")  # left out, in this order, when that is not enough
 FLEX_MIN = 12
 GAP = 3  # spaces between columns on a terminal
 
@@ -128,11 +149,11 @@ def _fit(widths: list[int], room: int) -> list[int]:
     return widths
 
 
-def _plain_table(cells: list[list[str]], with_replays: bool) -> None:
+def _plain_table(cells: list[list[str]], present: set) -> None:
     """Aligned columns, two spaces apart: easy on the eye and for cut/awk."""
-    header = [name for name, _ in COLUMNS]
-    shown = len(header) if with_replays else REPLAY
-    write(aligned([header[:shown], *(row[:shown] for row in cells)], [a for _, a in COLUMNS[:shown]]))
+    keep = [i for i in range(len(COLUMNS)) if i not in OPTIONAL or i in present]
+    header = [COLUMNS[i][0] for i in keep]
+    write(aligned([header, *([row[i] for i in keep] for row in cells)], [COLUMNS[i][1] for i in keep]))
 
 
 def aligned(lines: list[list[str]], alignments: list[str]) -> str:
@@ -155,6 +176,8 @@ def show_flow(flow: dict, replays: list[dict], rules=()) -> None:
     )
     if flow["replay_of"]:
         con.print(f"replay of flow {flow['replay_of']}", style="dim")
+    if flow.get("tags"):
+        con.print(f"tags: {_escape(', '.join(flow['tags']))}")
     con.print()
     con.print(f"[bold]{flow['method']}[/] {_escape(flow['url'])} {flow['http_version'] or ''}")
     _headers(con, flow["request_headers"])

@@ -9,7 +9,11 @@ def load_flow(db_path: str, flow_id: int) -> tuple[dict, list[dict], list]:
 
     conn = open_database(db_path)
     try:
-        return get_flow(conn, flow_id), replays_of(conn, flow_id), get_rules(conn, READ_ONLY)
+        from repost.store.tags import tags_of
+
+        flow = get_flow(conn, flow_id)
+        flow["tags"] = tags_of(conn, [flow_id]).get(flow_id, [])
+        return flow, replays_of(conn, flow_id), get_rules(conn, READ_ONLY)
     finally:
         conn.close()
 

@@ -20,7 +20,8 @@ KNOWN_MIGRATIONS = (
     "m004_streams",
     "m005_smaller_search_index",
     "m006_events_parsed_on_read",
-    "m010_serve_match_keys",
+    "m007_serve_match_keys",
+    "m008_tags",
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -170,5 +171,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         # ~1.1, the rest wasted): 2.15x -> 1.59x of the bodies' size, measured.
         # Only possible before the first table, and before WAL.
         conn.execute("PRAGMA page_size = 32768")
+        # Deleted flows' pages can then be handed back to the file system a few at a
+        # time (store/care.py), without a VACUUM that rewrites the whole file.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     enable_wal(conn)
     migrations.apply(Database(conn))

@@ -86,7 +86,7 @@ def flow_state(row: dict) -> dict:
         response=None,
         error={"msg": row["error"], "timestamp": ended} if row["error"] else None,
     )
-    if duration is None or row.get("replay_of_flow_id") or row.get("response_incomplete") or row.get("response_chunks"):
+    if duration is None or any(row.get(k) for k in ("replay_of_flow_id", "response_incomplete", "response_chunks", "tags")):
         # What a flow file has no place for, kept where mitmproxy keeps what addons note
         # (and writes back): `repost import` reads it.
         state["metadata"] = {"repost": repost_fields(row)}
@@ -120,6 +120,8 @@ def repost_fields(row: dict) -> dict:
         fields["incomplete"] = True
     if row.get("response_chunks"):
         fields["chunks"] = json.loads(row["response_chunks"])
+    if row.get("tags"):
+        fields["tags"] = list(row["tags"])
     return fields
 
 

@@ -85,6 +85,7 @@ def flow_json(flow: dict, replays: list[dict], rules=()) -> dict:
         "safety": safety_of(flow, rules),
         "error": flow["error"],
         "replay_of": flow["replay_of"],
+        "tags": flow.get("tags", []),
         "request": _side_json(flow, "request"),
         "response": _side_json(flow, "response") if flow["status"] is not None else None,
         **_events_json(flow.get("events", [])),

@@ -34,6 +34,7 @@ class Incoming(NamedTuple):
     snap: tuple
     replay_of: str | None
     where: str
+    tags: tuple = ()  # repost's tags, when the file carries them
 
 
 # -- what every format shares --------------------------------------------------------
@@ -76,7 +77,28 @@ def extras_of(meta) -> dict:
     if "duration_ms" in meta:
         d = meta["duration_ms"]
         out["duration_ms"] = d if type(d) in (int, float) and math.isfinite(d) and d >= 0 else None
+    tags = _tags(meta.get("tags"))
+    if tags:
+        out["tags"] = tags
     return out
+
+
+MAX_TAGS = 100  # per flow: a crafted file cannot make one flow carry millions
+
+
+def _tags(names) -> tuple:
+    """The valid tag names among ``names`` (from a file: anything at all)."""
+    from .tags import check_name
+
+    if not isinstance(names, (list, tuple)):
+        return ()
+    kept = []
+    for name in names[:MAX_TAGS]:
+        try:
+            kept.append(check_name(name))
+        except (ValueError, AttributeError, TypeError):
+            continue  # not a tag this repost could have written: left out
+    return tuple(dict.fromkeys(kept))
 
 
 def with_extras(snap: tuple, extras: dict) -> tuple:

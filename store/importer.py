@@ -138,7 +138,7 @@ def har_incoming(path: Path) -> Iterator[Incoming]:
             snap = with_extras(har_entry_to_snapshot(entry, flow_id), extras)
         except ENTRY_ERRORS as e:
             raise ImportError_(f"{path}: {where}{request_note(entry, 'url')} could not be read: {failure_reason(e)}") from None
-        yield Incoming(snap, extras.get("replay_of_flow_id"), where)
+        yield Incoming(snap, extras.get("replay_of_flow_id"), where, extras.get("tags", ()))
 
 
 def har_entry_to_snapshot(entry: dict, flow_id: str | None = None) -> tuple:
@@ -328,7 +328,7 @@ def _flow_snapshot(path: Path, flow, n: int) -> tuple:
 
 def _flow_incoming(snap: tuple, meta, n: int) -> Incoming:
     extras = extras_of(meta)
-    return Incoming(with_extras(_no_zero_times(snap), extras), extras.get("replay_of_flow_id"), f"flow {n}")
+    return Incoming(with_extras(_no_zero_times(snap), extras), extras.get("replay_of_flow_id"), f"flow {n}", extras.get("tags", ()))
 
 
 def _no_zero_times(snap: tuple) -> tuple:
@@ -489,6 +489,8 @@ def _store(conn, incoming: Iterator[Incoming], redactor, max_body: int, path: Pa
                 raise ImportError_(f"{path}: {item.where} ({_target(snap)}) could not be stored: {failure_reason(e)}") from e
             if item.replay_of and replay_of is None and item.replay_of != flow_id:
                 later.append((rowid, item.replay_of))
+            if item.tags:
+                conn.executemany("INSERT OR IGNORE INTO tags (flow, name) VALUES (?, ?)", [(rowid, t) for t in item.tags])
             imported += 1
         for rowid, original in later:
             conn.execute("UPDATE flows SET replay_of = ? WHERE id = ?", [local_id(original), rowid])

@@ -141,9 +141,26 @@ def m006_events_parsed_on_read(db: Database) -> None:
 
 
 @migrations()
-def m010_serve_match_keys(db: Database) -> None:
+def m007_serve_match_keys(db: Database) -> None:
     # serve finds the recordings that answer a request through this key (a hash of the
     # request's meaning: method, path, query and body by shape, redacted values as
     # wildcards), filled by the writer while idle like the search index.
     db.execute("ALTER TABLE flows ADD COLUMN request_match TEXT")
     db.execute("CREATE INDEX idx_flows_request_match ON flows(request_match)")
+
+
+@migrations()
+def m008_tags(db: Database) -> None:
+    # Names a user gives flows (`repost tag 12 checkout-bug`), many per flow. The
+    # primary key makes tagging twice a no-op and finds a flow's tags; the index on
+    # the name serves `list --tag NAME`.
+    db.execute(
+        """
+        CREATE TABLE tags (
+            flow INTEGER NOT NULL REFERENCES flows(id),
+            name TEXT NOT NULL,
+            PRIMARY KEY (flow, name)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX idx_tags_name ON tags(name, flow)")

@@ -320,3 +320,10 @@ def serve_keyed(conn: sqlite3.Connection, key: str, method: str, path: str, host
 
 def unkeyed_requests(conn: sqlite3.Connection, after_id: int, batch: int) -> list[dict]:
     return _dicts(conn.execute(f"SELECT {_SERVE_COLUMNS} FROM flows WHERE id > ? ORDER BY id LIMIT ?", [after_id, batch]))
+
+
+def flow_lines(conn: sqlite3.Connection, ids: list[int]):
+    """(id, method, url) of each of ``ids``, in order: what delete's dry run names."""
+    for start in range(0, len(ids), 1000):
+        chunk = json.dumps(ids[start : start + 1000])
+        yield from conn.execute("SELECT id, method, url FROM flows WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", [chunk])

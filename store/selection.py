@@ -56,13 +56,14 @@ class Selection:
     # Replays of recorded flows (replay_of set): list shows them; replay and export
     # leave them out unless --include-replays, or named by id.
     include_replays: bool = True
+    tags: list[str] = field(default_factory=list)  # every one of them
     _terms: object = field(default=None, init=False, repr=False, compare=False)
 
     def narrows(self) -> bool:
         """Whether any filter was given (``replay`` with none would replay everything)."""
         return bool(
             self.ids or self.host or self.path or self.statuses or self.since or self.until
-            or self.methods or self.search is not None or self.filter_expr
+            or self.methods or self.search is not None or self.filter_expr or self.tags
         )  # fmt: skip
 
     def search_terms(self):
@@ -124,6 +125,9 @@ class Selection:
         if self.methods:
             clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
             params += [m.upper() for m in self.methods]
+        for name in self.tags:
+            clauses.append("id IN (SELECT flow FROM tags WHERE name = ?)")
+            params.append(name)
         terms = self.search_terms() if search else None
         if terms is not None:
             if terms.empty:  # nothing but punctuation: no flow holds no word

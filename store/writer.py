@@ -35,8 +35,10 @@ def error_update(flow_id: str, message: str) -> tuple:
 
 
 class BatchWriter:
-    def __init__(self, path: str, *, redactor: Redactor | None, max_body: int, max_backlog: int = 200_000):
+    def __init__(self, path: str, *, redactor: Redactor | None, max_body: int, max_backlog: int = 200_000,
+                 retain: float | None = None):  # fmt: skip
         self.path = path
+        self.retain = retain  # seconds: older flows are deleted while idle (record --retain)
         self.redactor = redactor
         self.max_body = max_body
         self.max_backlog = max_backlog
@@ -76,11 +78,27 @@ class BatchWriter:
         if self._unwritten:
             self.write([])
             return
+        if self.retain:
+            self._prune(budget)
         try:
             index_pending(self._conn, batch=budget, limit=budget)
             index_match_keys(self._conn, batch=budget, limit=budget)
         except sqlite3.Error as e:
             log.debug("repost: search indexing postponed: %s", e)
+
+    def _prune(self, budget: int) -> None:
+        """Delete up to ``budget`` flows older than the retention (pruned first: indexing
+        flows about to go would be wasted)."""
+        from .care import prune_step
+
+        before = iso_utc(time.time() - self.retain)
+        try:
+            pruned = prune_step(self._conn, before, budget)
+        except sqlite3.Error as e:
+            log.debug("repost: pruning postponed: %s", e)
+            return
+        if pruned:
+            log.info("repost: deleted %d flows started before %s (--retain)", pruned, before)
 
     @property
     def backlog(self) -> int:

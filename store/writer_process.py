@@ -36,14 +36,14 @@ FRAME_HEADER = 8
 class WriterProcess:
     """The proxy's side: a deque, a sender thread and the child process."""
 
-    def __init__(self, path: str, *, keep_secrets: bool, max_body: int, interval: float = 0.05):
+    def __init__(self, path: str, *, keep_secrets: bool, max_body: int, interval: float = 0.05, retain: float | None = None):
         self.path = path
         self.interval = interval
         self.written = 0
         self.lost = 0
         self._args = [
             sys.executable, "-m", "repost.store.writer_process", "--db", os.fspath(path), "--max-body", str(max_body),
-        ] + (["--keep-secrets"] if keep_secrets else [])  # fmt: skip
+        ] + (["--keep-secrets"] if keep_secrets else []) + (["--retain", repr(retain)] if retain else [])  # fmt: skip
         self._queue: deque = deque()
         self._pending: list = []  # a batch the child did not take
         self._child = self._start_child()
@@ -176,15 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", required=True)
     parser.add_argument("--max-body", type=int, required=True)
     parser.add_argument("--keep-secrets", action="store_true")
+    parser.add_argument("--retain", type=float, help="seconds: delete older flows while idle")
     args = parser.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # we stop when the proxy closes the pipe
     logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
-    writer = BatchWriter(args.db, redactor=None if args.keep_secrets else _redactor(), max_body=args.max_body)
+    writer = BatchWriter(args.db, redactor=None if args.keep_secrets else _redactor(), max_body=args.max_body, retain=args.retain)
     frames = FrameReader(sys.stdin.fileno())
     while True:
         if not frames.ready(IDLE_SECONDS):
-            writer.idle()  # nothing from the proxy for a while: index bodies for search
+            writer.idle()  # nothing from the proxy for a while: prune (--retain), index bodies for search
             continue
         items = frames.read()
         if items is None:
