@@ -63,9 +63,11 @@ class Plan:
         return f"{self.scheme}://{host}{'' if default else f':{self.port}'}{self.target}"
 
 
-def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key: bool, rules=()) -> Plan:
+def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key: bool, rules=(), edits=(),
+         new_body: bytes | None = None) -> Plan:  # fmt: skip
     """The request a replay of ``flow`` will send, and its safety class: classified after
-    every override (``-H``, ``--to``, a new key), as it will go out, not as it was recorded."""
+    every override (``-H``, ``--to``, a new key, ``--set``, ``--body``), as it will go out,
+    not as it was recorded."""
     overridden = {name.lower() for name, _ in extra}
     redacted_body = bool(flow["request_redacted"])
     headers, left_out = [], []
@@ -84,14 +86,24 @@ def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key
     headers += extra
     query, left_out_query = without_redacted_params(flow["query"] or "")
     target = flow["path"] + (f"?{query}" if query else "")
+    body = bytes(flow["request_body"] or b"")
+    problem = None
+    if edits or new_body is not None:
+        from repost.store.edits import EditError, apply_edits
+
+        encoding = None if redacted_body else flow["request_content_encoding"]
+        try:
+            target, headers, body = apply_edits(target, headers, body, encoding, list(edits), new_body)
+        except EditError as e:
+            problem = f"cannot edit it: {e}"
     p = Plan(
         flow=flow, safety="unsafe", method=flow["method"],
         scheme=to.scheme if to else flow["scheme"], host=to.host if to else flow["host"],
         port=to.port if to else flow["port"], target=target, headers=headers,
-        body=bytes(flow["request_body"] or b""), left_out=left_out, left_out_query=left_out_query,
+        body=body, left_out=left_out, left_out_query=left_out_query, problem=problem,
     )  # fmt: skip
     p.safety = plan_safety(p, rules)
-    if flow["request_truncated"]:
+    if flow["request_truncated"] and new_body is None:
         p.problem = f"its request body was stored truncated ({flow['request_size']:,} bytes sent); it cannot be re-sent"
     return p
 

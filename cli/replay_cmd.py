@@ -16,6 +16,8 @@ EXIT_REFUSED = 3
 @click.option("--limit", type=click.IntRange(min=1), help="Replay at most this many of the selected flows.")
 @click.option("--to", "to_url", metavar="URL", help="Send to another server: scheme://host[:port] (Host header too).")
 @click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'", help="Add or override a header (repeatable); how to supply secrets redacted at capture.")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Edit the request first, in diff's paths: request.body.qty=3, request.query.page=2, request.headers.X-Env=staging (a value is JSON if it parses; repeatable).")
+@click.option("--body", "body_arg", metavar="@FILE|TEXT", help="Send this body instead of the recorded one (@FILE reads a file).")
 @click.option("-y", "--yes", is_flag=True, help="Consent to replaying unsafe (non-idempotent) writes.")
 @click.option("--dry-run", is_flag=True, help="Print each request as it would go out, with its safety class; send nothing.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the diff between each original and its replay.")
@@ -25,7 +27,7 @@ EXIT_REFUSED = 3
 @click.option("--insecure", is_flag=True, help="Do not verify the target's TLS certificate (a test server's self-signed one).")
 @click.option("--cacert", type=click.Path(exists=True, dir_okay=False), metavar="PATH", help="Also trust the CA certificates in this PEM file (a private CA, mitmproxy's).")
 @json_option
-def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_diff, concurrency, timeout,
+def replay(ids, db_path, selection, limit, to_url, headers, sets, body_arg, yes, dry_run, show_diff, concurrency, timeout,
            new_idempotency_key, insecure, cacert, as_json):  # fmt: skip
     """Re-send recorded requests, to the same server or another (--to).
 
@@ -56,6 +58,13 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
         extra = [parse_header(h) for h in headers]
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="-H") from None
+    from repost.store.edits import EditError, parse_set
+
+    try:
+        edits = [parse_set(text) for text in sets]
+    except EditError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
+    new_body = _body_argument(body_arg) if body_arg is not None else None
     try:
         tls = tls_context(insecure=insecure, cacert=cacert)
     except ValueError as e:
@@ -78,7 +87,7 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
         return
 
     rules = get_rules(conn, READ_ONLY)
-    plans = [plan(f, to=to, extra=extra, new_key=new_idempotency_key, rules=rules) for f in flows]
+    plans = [plan(f, to=to, extra=extra, new_key=new_idempotency_key, rules=rules, edits=edits, new_body=new_body) for f in flows]
     history = replay_history(conn, [f["id"] for f in flows])
     _tell_history(plans, history)
     _tell_left_out(plans)
@@ -101,6 +110,17 @@ def replay(ids, db_path, selection, limit, to_url, headers, yes, dry_run, show_d
         _print_diffs(conn, outcomes, replay_ids)
     if failed:
         sys.exit(1)
+
+
+def _body_argument(text: str) -> bytes:
+    """``--body @FILE`` (the file's bytes) or ``--body TEXT``."""
+    if not text.startswith("@"):
+        return text.encode("utf-8", "surrogateescape")
+    try:
+        with open(text[1:], "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {text[1:]}: {e.strerror or e}", param_hint="--body") from None
 
 
 def _with_ids(selection, ids):

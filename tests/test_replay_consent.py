@@ -155,3 +155,54 @@ def test_safe_only_if_the_parser_selects_a_query(doc, name, form):
     assert graphql_operation(body, ctype) == "query"
     ops = _selected(doc, name if form != "raw" else None)  # raises if graphql-core cannot parse it
     assert ops and set(ops) == {"query"}
+
+
+# -- edited replays (--set, --body): classified by what will be sent -----------------------
+
+
+def test_set_edits_json_form_and_query_values_and_headers(tmp_path, counting_upstream):
+    from .helpers import show_json
+
+    db = tmp_path / "r.db"
+    u = counting_upstream.url
+    j, f = store_flows(db, [
+        post_flow(url=f"{u}/orders?page=1&sort=asc", body=b'{"item": "book", "qty": 1, "lines": [{"sku": "A"}]}', headers=JSON),
+        post_flow(url=f"{u}/login", body=b"user=ada&lang=en", headers={"content-type": "application/x-www-form-urlencoded"}),
+    ])  # fmt: skip
+    result = replay(db, j, "--yes", "--json", "--set", "request.body.qty=3", "--set", "request.body.lines[0].sku=B",
+                    "--set", "request.query.page=2", "--set", "request.headers.X-Env=staging")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sent = show_json(db, json.loads(result.stdout)[0]["replay_id"])["request"]
+    assert json.loads(sent["body"]) == {"item": "book", "qty": 3, "lines": [{"sku": "B"}]}
+    assert sent["url"] == f"{u}/orders?sort=asc&page=2"
+    assert ["X-Env", "staging"] in sent["headers"]
+    form = replay(db, f, "--yes", "--json", "--set", "request.body.lang=fr")
+    assert show_json(db, json.loads(form.stdout)[0]["replay_id"])["request"]["body"] == "user=ada&lang=fr"
+
+
+def test_an_edit_makes_a_keyed_or_safe_flow_unsafe(tmp_path, counting_upstream):
+    db = tmp_path / "r.db"
+    keyed, query = store_flows(db, [
+        keyed_flow(f"{counting_upstream.url}/pay"),
+        post_flow(url=f"{counting_upstream.url}/graphql", body=b'{"query": "{ me { id } }"}', headers=JSON),
+    ])  # fmt: skip
+    assert "[keyed]" in replay(db, keyed, "--dry-run").output
+    assert replay(db, keyed, "--set", "request.body.amount=500").exit_code == 3
+    mutation = tmp_path / "mutation.json"
+    mutation.write_text('{"query": "mutation { pay(amount: 5) { id } }"}')
+    assert replay(db, query, "--body", f"@{mutation}").exit_code == 3
+    assert replay(db, query, "--set", 'request.body.query="mutation { pay }"').exit_code == 3
+    assert counting_upstream.count() == 0
+    assert replay(db, query, "--set", 'request.body.query="{ me { name } }"').exit_code == 0  # still a query
+    assert counting_upstream.count("/graphql") == 1
+
+
+def test_a_bad_edit_is_a_usage_error_or_names_the_flow(tmp_path, counting_upstream):
+    db = tmp_path / "r.db"
+    (i,) = store_flows(db, [post_flow(url=f"{counting_upstream.url}/raw", body=b"plain text", headers={"content-type": "text/plain"})])
+    assert replay(db, i, "--set", "nonsense").exit_code == 2
+    assert replay(db, i, "--set", "response.status=200").exit_code == 2
+    bad = replay(db, i, "--yes", "--set", "request.body.x=1")
+    assert bad.exit_code == 1 and "neither JSON nor a form" in bad.output
+    assert replay(db, i, "--body", "@/nonexistent/file").exit_code == 2
+    assert counting_upstream.count() == 0
