@@ -16,8 +16,8 @@ from repost.store.errors import FlowNotFound, StoreError
 # part of every command's latency (a `list` answers in well under 100 ms).
 COMMANDS = {
     "record": ("record_cmd", "record"),
-    "list": ("inspect_cmds", "list_flows"),
-    "show": ("inspect_cmds", "show"),
+    "list": ("list_cmd", "list_flows"),
+    "show": ("show", "show"),
     "diff": ("diff_cmd", "diff"),
     "replay": ("replay_cmd", "replay"),
     "rules": ("rules_cmd", "rules"),
