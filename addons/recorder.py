@@ -24,12 +24,11 @@ from mitmproxy import ctx, exceptions, flowfilter, http
 from repost.addons.streaming import settle, tee_request, tee_response
 from repost.store.database import open_database
 from repost.store.errors import StoreError
-from repost.store.sizes import parse_size
+from repost.store.sizes import DEFAULT_MAX_BODY, parse_size
 from repost.store.writer_process import WriterProcess
 
 log = logging.getLogger("repost")
 
-DEFAULT_MAX_BODY = "10m"
 SHUTDOWN_GRACE_SECONDS = 3.0
 
 
@@ -68,7 +67,7 @@ class Recorder:
         self.filter: flowfilter.TFilter | None = None
         # Flows with a recorded method between request and response: shutdown waits for them.
         self.in_flight = 0
-        self.max_body = 10 * 1024 * 1024
+        self.max_body = DEFAULT_MAX_BODY
         self._idle = asyncio.Event()
         self._closed = False
 
@@ -80,7 +79,7 @@ class Recorder:
         loader.add_option("repost_filter", str, "", "Record only flows matching this mitmproxy filter expression.")
         loader.add_option("repost_keep_secrets", bool, False, "Record secrets as they are (no redaction).")
         loader.add_option(
-            "repost_max_body", str, DEFAULT_MAX_BODY, "Bodies above this size are stored as a prefix (e.g. 10m, 512k)."
+            "repost_max_body", str, f"{DEFAULT_MAX_BODY // 1024**2}m", "Bodies above this size are stored as a prefix (e.g. 10m, 512k)."
         )
         loader.add_option(
             "repost_retain", str, "", "Delete flows older than this (e.g. 7d, 12h) while idle; empty keeps every flow."

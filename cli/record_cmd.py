@@ -5,6 +5,7 @@ import os
 import click
 
 from .options import db_option, size_option
+from repost.store.sizes import DEFAULT_MAX_BODY_TEXT
 
 
 def _retention(ctx, param, value: str) -> str:
@@ -33,7 +34,7 @@ def _retention(ctx, param, value: str) -> str:
 @click.option("--methods", default="POST", show_default=True, help="Methods to record: a list such as POST,PUT,PATCH,DELETE, or ALL.")
 @click.option("--filter", "filter_expr", default="", help="Record only flows matching this mitmproxy filter expression, e.g. '~d api.test & ~c 201'.")
 @click.option("--keep-secrets", is_flag=True, help="Do not redact secrets (Authorization, cookies, tokens, passwords...).")
-@click.option("--max-body", default="10MB", show_default=True, callback=size_option, help="Store bodies above this size as a prefix, with their full length and SHA-256.")
+@click.option("--max-body", default=DEFAULT_MAX_BODY_TEXT, show_default=True, callback=size_option, help="Store bodies above this size as a prefix, with their full length and SHA-256.")
 @click.option("--retain", default="", metavar="DURATION", callback=_retention, help="Delete flows older than this (7d, 12h) while the proxy is idle; default: keep every flow.")
 @click.option("--set", "extra", multiple=True, metavar="OPTION=VALUE", help="Any other mitmproxy option (repeatable), e.g. --set confdir=~/.mitmproxy.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")

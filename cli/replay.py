@@ -15,6 +15,7 @@ from repost.store.headers import headers_of
 from repost.store.outgoing import NOT_COPIED  # one list for replay and every command written out
 from repost.store.redact import REDACTED_PREFIX
 from repost.store.safety import replay_safety
+from repost.store.sizes import DEFAULT_MAX_BODY
 
 
 @dataclass
@@ -268,7 +269,7 @@ async def _read_body(resp):
     return tee.result()
 
 
-STREAM_CAP = 10 * 1024 * 1024
+STREAM_CAP = DEFAULT_MAX_BODY  # a streamed answer is kept as the recorder keeps one
 
 
 def _authority(p: Plan) -> str:

@@ -5,6 +5,7 @@ import sys
 import click
 
 from .options import db_option, json_option, selection_options
+from repost.store.sizes import DEFAULT_MAX_BODY
 
 EXIT_REFUSED = 3
 
@@ -241,7 +242,7 @@ def _store(db_path, outcomes, redactor) -> dict[str, int]:
 
     if not outcomes:
         return {}
-    writer = BatchWriter(db_path, redactor=redactor, max_body=10 * 1024 * 1024)
+    writer = BatchWriter(db_path, redactor=redactor, max_body=DEFAULT_MAX_BODY)
     ok = writer.write([o.snapshot for o in outcomes])
     writer.close()
     if not ok or writer.lost:

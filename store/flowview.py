@@ -6,6 +6,7 @@ from .bodies import decode_content, to_text
 from .headers import header, headers_of
 
 from .safety import classify
+from .sizes import DEFAULT_MAX_BODY
 
 
 # text: decoded text, or None for binary / undecodable bodies; data: decoded bytes
@@ -26,7 +27,7 @@ def body_view(flow: dict, side: str) -> BodyView | None:
 # --json holds at most this much of each decoded body (and of a stream's event
 # data): one flow's JSON stays within tens of MB whatever --max-body let in or a
 # compressed body expands to. size and sha256 still describe the whole body.
-JSON_BODY_CAP = 10 * 1024 * 1024  # the default --max-body: a body stored at the default cap is shown whole
+JSON_BODY_CAP = DEFAULT_MAX_BODY  # the default --max-body: a body stored at the default cap is shown whole
 JSON_EVENTS_CAP = 16 * 1024 * 1024
 
 

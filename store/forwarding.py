@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .capture import make_snapshot
 from .safety import UNSAFE_REASON, classify
+from .sizes import DEFAULT_MAX_BODY
 
 # Hop-by-hop, or set by the client for its own connection: never forwarded as they came.
 _NOT_FORWARDED = frozenset({
@@ -23,7 +24,7 @@ class Forwarded:
 
 
 class Forwarder:
-    def __init__(self, db_path: str, redactor, *, to=None, consent: bool = False, rules=(), max_body: int = 10 * 1024 * 1024,
+    def __init__(self, db_path: str, redactor, *, to=None, consent: bool = False, rules=(), max_body: int = DEFAULT_MAX_BODY,
                  timeout: float = 30.0):  # fmt: skip
         self.db_path = db_path
         self.redactor = redactor

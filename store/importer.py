@@ -47,6 +47,7 @@ from .import_common import (
     short,
     with_extras,
 )
+from .sizes import DEFAULT_MAX_BODY
 
 # -- which format ------------------------------------------------------------------
 
@@ -430,7 +431,7 @@ def read_incoming(path: Path, fmt: str) -> Iterator[Incoming]:
     return readers[fmt](path)
 
 
-def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = 10 * 1024 * 1024) -> Imported:
+def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = DEFAULT_MAX_BODY) -> Imported:
     """Import every flow of the file at ``path``, or none: one transaction."""
     from .database import open_database
     from .redact import Redactor, load_key

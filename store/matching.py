@@ -25,6 +25,7 @@ from .capture import COLUMNS, make_snapshot, row_from_snapshot
 from .diff import MISSING, Ignores, diff_flows, flatten_flow
 from .headers import headers_of
 from .redact import REDACTED_PREFIX
+from .sizes import DEFAULT_MAX_BODY
 
 _WILDCARD = "\x00redacted"  # what any redacted value becomes in a match key
 _CLOSEST_CANDIDATES = 200  # how many recordings a miss is compared with to name the closest
@@ -66,7 +67,7 @@ class Match:
 class Matcher:
     """Finds recordings for requests and keeps each sequence's place (thread-safe)."""
 
-    def __init__(self, conn, redactor, options: MatchOptions, selection=None, max_body: int = 10 * 1024 * 1024):
+    def __init__(self, conn, redactor, options: MatchOptions, selection=None, max_body: int = DEFAULT_MAX_BODY):
         self.conn = conn
         self.redactor = redactor
         self.options = options

@@ -2,6 +2,10 @@
 
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
+# --max-body's default: a body above it is stored as its prefix, with its full size and SHA-256.
+DEFAULT_MAX_BODY = 10 * 1024**2
+DEFAULT_MAX_BODY_TEXT = "10MB"  # the same, as options show it
+
 
 def parse_size(value: str | int) -> int:
     if isinstance(value, int):
