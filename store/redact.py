@@ -214,14 +214,15 @@ class Redactor:
         self._key = key
         # Where a parameter's name starts (after "?", "&" or ";", or at the start) and ends ("=").
         # A name cannot hold "/", "?" or ":", so "https://x/reset-password?user=bob" names "user".
-        self._param_name = re.compile(r"(^|[?&;])([^=&;#\s\"'/?:<>]+)=")
+        self._param_name = re.compile(r"(^|[?&;#])([^=&;#\s\"'/?:<>]+)=")
         # A secret value in a real query string runs to the next "&" (or "#", or the end);
         # where there is no "&", ";" separates too, but only before another "name=".
         self._value_amp = re.compile(r"[^&#]*")
         self._value_semi = re.compile(r"(?:[^&#;]|;(?![^=;&#]*=))*")
-        # In text (a URL in a log line, a JSON string), also whitespace, a double quote or an
-        # angle bracket end it (none is legal in a URL; a single quote is, and does not).
-        self._value_text = re.compile(r"(?:[^&#;\s\"<>\\]|;(?![^=;&#\s\"<>]*=))*")
+        # In text (a URL in a log line, a JSON string), also whitespace or an angle bracket ends
+        # it (neither is legal in a URL), and a double quote that closes a JSON string (one
+        # followed by a comma, a bracket, a colon or the end); a single quote does not.
+        self._value_text = re.compile(r'(?:[^&#;\s"<>]|"(?!\s*(?:[,}\]:]|\Z))|;(?![^=;&#\s"<>]*=))*')
         # A path parameter: "/x;jsessionid=ABC/y".
         self._path_param = re.compile(r";([^=;/?#]+)=([^;/?#]*)")
         # In a form body, a value runs to the next "&" whatever it holds.
@@ -265,7 +266,7 @@ class Redactor:
             return value
         if name.lower() in URL_HEADERS:
             return self.url(value)
-        return self.text(value)
+        return self._unknown(value)  # JSON ([["X-Api-Key", "..."]]), a form, text
 
     def url(self, url: str) -> str:
         """A URL or request target: path parameters, query and fragment parameters, token shapes."""

@@ -1,0 +1,113 @@
+"""Looking for secrets that got through: where a recording can leave them, and in what forms.
+
+A canary must not appear in the database file, its -wal and -shm, any export, or any body as
+a reader decodes it; not raw, not in base64 (any of the three alignments), percent-encoded or
+as UTF-16/32 text.
+"""
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+
+from aiohttp import web
+
+from .helpers import repost
+
+FORMATS = ("har", "vcr", "curl", "mitm")
+
+
+def forms(canary: str) -> list[bytes]:
+    """The byte strings that betray a canary."""
+    raw = canary.encode()
+    found = [raw, "".join(f"%{b:02X}" for b in raw).encode(), canary.encode("utf-16-le"), canary.encode("utf-16-be")]
+    found.append(canary.encode("utf-32-le"))
+    for offset in range(3):  # base64 of the canary at each alignment: the characters it alone decides
+        enc = base64.b64encode(b"\0" * offset + raw)
+        start, end = -(-offset * 4 // 3), (offset + len(raw)) * 4 // 3
+        found += [enc[start:end], base64.urlsafe_b64encode(b"\0" * offset + raw)[start:end]]
+    return found
+
+
+def leaks(haystack: bytes, canaries: list[str]) -> list[str]:
+    low = haystack
+    return [c for c in canaries if any(f in low for f in forms(c))]
+
+
+def database_bytes(db: Path) -> bytes:
+    out = b""
+    for suffix in ("", "-wal", "-shm"):
+        path = db.with_name(db.name + suffix)
+        if path.exists():
+            out += path.read_bytes()
+    return out
+
+
+def decoded_bodies(db: Path) -> bytes:
+    """Every stored body as a reader sees it (content-encoding undone)."""
+    from repost.store.bodies import decode_content
+
+    out = []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        for row in conn.execute(
+            "SELECT request_body, request_content_encoding, response_body, response_content_encoding FROM flows"
+        ):
+            for body, enc in ((row[0], row[1]), (row[2], row[3])):
+                if body:
+                    out.append(decode_content(bytes(body), enc, partial_ok=True).data)
+    finally:
+        conn.close()
+    return b"\n".join(out)
+
+
+def exports(db: Path, tmp: Path) -> bytes:
+    out = []
+    for fmt in FORMATS:
+        path = tmp / f"export.{fmt}"
+        result = repost("export", "--format", fmt, "--db", str(db), "-o", str(path))
+        assert result.exit_code == 0, result.output
+        out.append(path.read_bytes())
+    return b"\n".join(out)
+
+
+def shown(db: Path, ids: list[int]) -> bytes:
+    out = []
+    for i in ids:
+        out.append(repost("show", str(i), "--db", str(db), "--json").output.encode())
+        out.append(repost("show", str(i), "--db", str(db)).output.encode())
+    return b"\n".join(out)
+
+
+def everywhere(db: Path, tmp: Path, ids: list[int] | None = None) -> bytes:
+    """The database files, every body decoded, every export, and `show` of the given flows."""
+    return b"\n".join([database_bytes(db), decoded_bodies(db), exports(db, tmp), shown(db, ids or [])])
+
+
+# -- an upstream that answers what it is told ----------------------------------------------
+
+
+async def reply(request: web.Request) -> web.Response:
+    """Answers with the request's body as it arrived, under the headers the request lists in
+    X-Reply-Headers (JSON pairs, a name may come twice): a compressed or oddly encoded
+    response, a Location, an echo of a multipart body."""
+    body = await request.read()
+    resp = web.Response(body=body, status=200)
+    for name, value in json.loads(request.headers.get("X-Reply-Headers", "[]")):
+        resp.headers.add(name, value)
+    return resp
+
+
+async def echo(request: web.Request) -> web.Response:
+    """An echo service: the request as JSON, its body as a string, its headers as pairs."""
+    body = await request.read()
+    return web.json_response(
+        {"headers": [[k, v] for k, v in request.headers.items()], "body": body.decode("utf-8", "replace"), "url": str(request.url)}
+    )
+
+
+def reply_app() -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/reply", reply)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
