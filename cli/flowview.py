@@ -35,11 +35,15 @@ def _side_json(flow: dict, side: str) -> dict:
         "truncated": bool(flow[f"{side}_truncated"]),
         "redacted": bool(flow[f"{side}_redacted"]),
         "content_encoding": flow[f"{side}_content_encoding"],
-        "note": view.note if view else None,
+        "note": (WITHHELD_NOTE if flow[f"{side}_redacted"] == 2 else view.note if view else None),
     }
     if side == "request":
         return {"method": flow["method"], "url": flow["url"], **out}
     return {"status": flow["status"], "reason": flow["reason"], **out}
+
+
+# *_redacted == 2 (store/capture.py WITHHELD): nothing of the body was stored.
+WITHHELD_NOTE = "not stored: it may hold secrets, and its encoding or charset did not decode for redaction"
 
 
 def _base64(data: bytes) -> str:

@@ -192,7 +192,11 @@ def _body(con, flow: dict, side: str) -> None:
     notes = []
     if flow[f"{side}_truncated"]:
         notes.append(f"truncated: the first {len(flow[f'{side}_body']):,} of {flow[f'{side}_size']:,} bytes were stored")
-    if flow[f"{side}_redacted"]:
+    if flow[f"{side}_redacted"] == 2:
+        from .flowview import WITHHELD_NOTE
+
+        notes.append(f"body {WITHHELD_NOTE}")
+    elif flow[f"{side}_redacted"]:
         notes.append("secrets in this body were redacted before it was stored")
     if view is None or (not view.data and not notes):
         return

@@ -232,3 +232,15 @@ def test_a_body_with_nothing_secret_keeps_its_wire_bytes(rig):
     conn.close()
     assert (bytes(row[0]), row[1], row[2]) == (packed, "gzip", 0)
 
+
+
+def test_a_withheld_body_says_so_in_show(rig):
+    proxy, _, _ = rig
+    a = canary("note")
+    send(rig, replied(json.dumps({"password": a}).encode(), [["Content-Type", "application/json"], ["Content-Encoding", "x-custom"]]))
+    from .helpers import repost, show_json
+
+    flow_id = count_flows(proxy.db)
+    response = show_json(proxy.db, flow_id)["response"]
+    assert response["redacted"] is True and "not stored" in response["note"] and response["body"] in ("", None)
+    assert "not stored: it may hold secrets" in repost("show", str(flow_id), "--db", str(proxy.db)).output
