@@ -86,33 +86,42 @@ SECRET_NAME_PARTS = (
 # ... or ends in one of these ...
 SECRET_NAME_SUFFIXES = ("token", "sessionid", "sessid", "jwt", "pincode")
 # ... or is one of these.
-SECRET_NAME_EXACT = {"auth", "xauth", "pwd", "pass", "pin", "sid", "key", "sig", "jwt", "otp", "session", "xsession"}
+SECRET_NAME_EXACT = {"auth", "xauth", "pwd", "pass", "pin", "sid", "jwt", "otp"}
+# As query, form, path or multipart parameters also these (a JSON "key" or "session" is
+# too often something else: a translation key, an object holding a session's details).
+SECRET_PARAMS_EXACT = {"key", "sig", "session"}
 # Named like a secret, but never one.
 NOT_SECRET_NAMES = {"idempotencykey"}
 
 # Secrets recognised by their shape, whatever their name (a header, a JSON string, text):
 # an Authorization-style credential, a JWT, and the key formats of major vendors.
-TOKEN_SHAPES = {
-    "Bearer <token> (RFC 6750), with a digit or punctuation in the token": r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+(?=[\w.~+/=-]*[\d.~+/=_-])[\w.~+/=-]{8,}",
-    "Basic <base64 of user:password> (RFC 7617)": r"\b[Bb][Aa][Ss][Ii][Cc]\s+[A-Za-z0-9+/]{6,}={0,2}",
-    "JWT / JWS / JWE (eyJ...)": r"\beyJ[\w-]{6,}\.[\w-]{6,}(?:\.[\w-]*)*",
-    "OpenAI / Anthropic keys (sk-...)": r"\bsk-[\w-]{16,}",
-    "Stripe secret and restricted keys (sk_live_, rk_test_, ...)": r"\b[sr]k_(?:live|test)_\w{10,}",
-    "GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)": r"\b(?:gh[pousr]_\w{20,}|github_pat_\w{20,})",
-    "GitLab tokens (glpat-)": r"\bglpat-[\w-]{20,}",
-    "Slack tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-)": r"\bxox[abprs]-[\w-]{10,}",
-    "AWS access key ids (AKIA..., ASIA...)": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    "Google API keys (AIza...)": r"\bAIza[\w-]{30,}",
-    "Hugging Face tokens (hf_)": r"\bhf_[A-Za-z0-9]{30,}",
-    "npm tokens (npm_)": r"\bnpm_[A-Za-z0-9]{30,}",
-    "SendGrid keys (SG.x.y)": r"\bSG\.[\w-]{16,}\.[\w-]{16,}",
-    "PEM private keys": r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[^-]|-(?!----END))*+(?:-----END [A-Z ]*PRIVATE KEY-----)?",
-}
+TOKEN_SHAPES = {  # what it is: (where it starts, in lower case; the pattern)
+    "Bearer <token> (RFC 6750), with a digit or punctuation in the token": (
+        ("bearer",), r"[Bb](?<!\w[Bb])[Ee][Aa][Rr][Ee][Rr]\s+(?=[\w.~+/=-]*[\d.~+/=_-])[\w.~+/=-]{8,}"),
+    "Basic <base64 of user:password> (RFC 7617)": (("basic",), r"[Bb](?<!\w[Bb])[Aa][Ss][Ii][Cc]\s+[A-Za-z0-9+/]{6,}={0,2}"),
+    "JWT / JWS / JWE (eyJ...)": (("eyj",), r"eyJ(?<!\weyJ)[\w-]{6,}\.[\w-]{6,}(?:\.[\w-]*)*"),
+    "OpenAI / Anthropic keys (sk-...)": (("sk-",), r"sk-(?<!\wsk-)[\w-]{16,}"),
+    "Stripe secret and restricted keys (sk_live_, rk_test_, ...)": (("k_live_", "k_test_"), r"[sr]k_(?<!\w[sr]k_)(?:live|test)_\w{10,}"),
+    "GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)": (
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), r"g(?<!\wg)h(?:[pousr]_\w{20,}|ithub_pat_\w{20,})"),
+    "GitLab tokens (glpat-)": (("glpat-",), r"glpat-(?<!\wglpat-)[\w-]{20,}"),
+    "Slack tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-)": (("xox",), r"xox(?<!\wxox)[abprs]-[\w-]{10,}"),
+    "AWS access key ids (AKIA..., ASIA...)": (("akia", "asia"), r"A(?<!\wA)(?:KIA|SIA)[0-9A-Z]{16}\b"),
+    "Google API keys (AIza...)": (("aiza",), r"AIza(?<!\wAIza)[\w-]{30,}"),
+    "Hugging Face tokens (hf_)": (("hf_",), r"hf_(?<!\whf_)[A-Za-z0-9]{30,}"),
+    "npm tokens (npm_)": (("npm_",), r"npm_(?<!\wnpm_)[A-Za-z0-9]{30,}"),
+    "SendGrid keys (SG.x.y)": (("sg.",), r"SG\.(?<!\wSG\.)[\w-]{16,}\.[\w-]{16,}"),
+    "PEM private keys": (
+        ("private key",),
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[^-]|-(?!----END))*+(?:-----END [A-Z ]*PRIVATE KEY-----)?"),
+}  # fmt: skip
 
-_SECRET_PARAMS_EXACT = {"key", "sig", "session"}  # only as query, form, path or multipart parameters
 _NORMAL_SECRET_HEADERS = frozenset("".join(c for c in n if c.isalnum()) for n in SECRET_HEADERS)
 _NORMAL_NOT_SECRET_HEADERS = frozenset("".join(c for c in n if c.isalnum()) for n in NOT_SECRET_HEADERS)
-_TOKEN_SHAPE = re.compile("|".join(f"({p})" for p in TOKEN_SHAPES.values()))
+# One pass per shape, each only where one of its starts is: one pattern of all of them was
+# tried at every character (11 s for 10 MB). Each pattern begins with a literal or a class
+# (the word boundary is a lookbehind after it), so the regex engine skips ahead to it.
+_TOKEN_PASSES = [(starts, re.compile(pattern)) for starts, pattern in TOKEN_SHAPES.values()]
 _SCHEME_TOKEN = re.compile(r"([A-Za-z]+\s+)(.*)", re.S)
 
 # Cheap test on raw bytes: most bodies contain none of these and skip parsing.
@@ -122,12 +131,14 @@ _SCHEME_TOKEN = re.compile(r"([A-Za-z]+\s+)(.*)", re.S)
 # are normalised ("to_ken" and "p-wd" must not slip through).
 _MAYBE_SECRET_WORDS = (
     b"pass", b"secret", b"token", b"key", b"credential", b"cookie", b"auth", b"sess", b"signature", b"pwd", b"sid",
-    b"jwt", b"bearer", b"basic", b"eyj", b"akia", b"aiza", b"xox", b"glpat", b"githubpat",
+    b"jwt", b"pincode", b"bearer", b"basic", b"eyj", b"akia", b"aiza", b"xox", b"glpat", b"githubpat",
 )  # fmt: skip
 # Token shapes whose prefix has punctuation or case that matters: searched in the raw bytes.
 _MAYBE_TOKEN_PREFIXES = (b"sk-", b"k_live_", b"k_test_", b"hp_", b"ho_", b"hu_", b"hs_", b"hr_", b"ASIA", b"hf_", b"npm_", b"SG.")
 # Short names ("pin", "otp", "sig") are common inside words: only standing alone.
-_SHORT_NAME = re.compile(rb"(?<![a-z0-9])(?:pin|pincode|otp|sig)(?![a-z0-9])")
+_SHORT_NAME = re.compile(
+    rb"(?<![a-z0-9])(?:p\W{0,3}i\W{0,3}n(?:\W{0,3}c\W{0,3}o\W{0,3}d\W{0,3}e)?|o\W{0,3}t\W{0,3}p|s\W{0,3}i\W{0,3}g)(?![a-z0-9])"
+)
 _NOT_ALNUM = bytes(b for b in range(128) if not chr(b).isalnum())
 
 
@@ -138,7 +149,10 @@ def _normal(name: str) -> str:
 def _secret_normal(n: str) -> bool:
     if n in NOT_SECRET_NAMES:
         return False
-    return n in SECRET_NAME_EXACT or n.endswith(SECRET_NAME_SUFFIXES) or any(p in n for p in SECRET_NAME_PARTS)
+    return (
+        n in SECRET_NAME_EXACT or n in _NORMAL_SECRET_HEADERS  # "dd-application-key" as a JSON key too
+        or n.endswith(SECRET_NAME_SUFFIXES) or any(p in n for p in SECRET_NAME_PARTS)
+    )  # fmt: skip
 
 
 @lru_cache(maxsize=4096)
@@ -156,14 +170,14 @@ def is_secret_name(name: str) -> bool:
 @lru_cache(maxsize=4096)
 def _is_secret_param_cached(name: str) -> bool:
     n = _normal(name)
-    return n in _SECRET_PARAMS_EXACT or _secret_normal(n)
+    return n in SECRET_PARAMS_EXACT or _secret_normal(n)
 
 
 def is_secret_param(name: str) -> bool:
     """A query, form, path or multipart parameter: the field rule, plus "key", "sig", "session"."""
     if len(name) > 200:
         n = _normal(name)
-        return n in _SECRET_PARAMS_EXACT or _secret_normal(n)
+        return n in SECRET_PARAMS_EXACT or _secret_normal(n)
     return _is_secret_param_cached(name)
 
 
@@ -215,6 +229,8 @@ class Redactor:
         # Where a parameter's name starts (after "?", "&" or ";", or at the start) and ends ("=").
         # A name cannot hold "/", "?" or ":", so "https://x/reset-password?user=bob" names "user".
         self._param_name = re.compile(r"(^|[?&;#])([^=&;#\s\"'/?:<>]+)=")
+        # In text, a pair may also start a line or follow a space, a quote or a bracket ("x password=y").
+        self._text_param_name = re.compile(r"(^|[?&;#\s\"'(\[{,])([^=&;#\s\"'/?:<>(){}\[\],]+)=", re.M)
         # A secret value in a real query string runs to the next "&" (or "#", or the end);
         # where there is no "&", ";" separates too, but only before another "name=".
         self._value_amp = re.compile(r"[^&#]*")
@@ -223,6 +239,8 @@ class Redactor:
         # it (neither is legal in a URL), and a double quote that closes a JSON string (one
         # followed by a comma, a bracket, a colon or the end); a single quote does not.
         self._value_text = re.compile(r'(?:[^&#;\s"<>]|"(?!\s*(?:[,}\]:]|\Z))|;(?![^=;&#\s"<>]*=))*')
+        # A parameter's value, for token shapes written percent-encoded.
+        self._encoded_value = re.compile(r"(=)([^&;#/?\s]*)")
         # A path parameter: "/x;jsessionid=ABC/y".
         self._path_param = re.compile(r";([^=;/?#]+)=([^;/?#]*)")
         # In a form body, a value runs to the next "&" whatever it holds.
@@ -245,6 +263,9 @@ class Redactor:
         self._loose_pair = re.compile(
             r"""(?<![\w"'$.\\-])([A-Za-z_][\w.-]{0,100}+)([ \t]*:[ \t]*)"""
             r"""("(?:[^"\\\r\n]++|\\.)*+(?:"|\Z)|'(?:[^'\\\r\n]++|\\.)*+(?:'|\Z)|[^\s"',)}\]][^\r\n"',)}\]]*)"""
+            # Any other run of name characters is taken whole (and left alone): the pattern
+            # is then tried once per word, not once per character of a 10 MB word.
+            r"""|[\w.-]++"""
         )
 
     def fingerprint(self, value: str | bytes) -> str:
@@ -278,7 +299,7 @@ class Redactor:
     def path(self, path: str) -> str:
         if ";" in path:
             path = self._path_param.sub(self._path_pair, path)
-        return self.tokens(path)
+        return self.tokens(self._encoded_tokens(path))
 
     def _path_pair(self, m: re.Match) -> str:
         if not is_secret_param(unquote_plus(m.group(1))) or m.group(2).startswith(REDACTED_PREFIX):
@@ -288,22 +309,22 @@ class Redactor:
     def query(self, query: str) -> str:
         """Redact secret-named parameters in a query string, leaving the rest byte for byte."""
         value = self._value_amp if "&" in query else self._value_semi
-        return self.tokens(self._params(query, value))
+        return self.tokens(self._encoded_tokens(self._params(query, value)))
 
     def form(self, form: str) -> str:
         """Redact secret-named fields of an urlencoded form, leaving the rest byte for byte."""
-        return self.tokens(self._form_pair.sub(self._form_field, form))
+        return self.tokens(self._encoded_tokens(self._form_pair.sub(self._form_field, form)))
 
     def _form_field(self, m: re.Match) -> str:
         if not is_secret_param(unquote_plus(m.group(2))) or m.group(3).startswith(REDACTED_PREFIX):
             return m.group(0)
         return f"{m.group(1)}{m.group(2)}={self.fingerprint(unquote_plus(m.group(3)))}"
 
-    def _params(self, text: str, value: re.Pattern) -> str:
+    def _params(self, text: str, value: re.Pattern, names: re.Pattern | None = None) -> str:
         """Each "name=" whose name is secret: its value (as far as ``value`` reaches) fingerprinted.
         A value that is not secret is not skipped: a name inside it ("a=1;token=x") still counts."""
         out, pos = [], 0
-        for m in self._param_name.finditer(text):
+        for m in (names or self._param_name).finditer(text):
             if m.start() < pos or not is_secret_param(unquote_plus(m.group(2))):
                 continue
             end = value.match(text, m.end()).end()
@@ -313,18 +334,38 @@ class Redactor:
                 pos = end
         return "".join(out) + text[pos:] if out else text
 
+    def _encoded_tokens(self, text: str) -> str:
+        """A value percent-encoded ("Bearer%20x", a PEM key with %0A) hides a token's shape:
+        each such value is decoded, and fingerprinted whole if it holds one."""
+        if "%" not in text and "+" not in text:
+            return text
+        return self._encoded_value.sub(self._encoded_token, text)
+
+    def _encoded_token(self, m: re.Match) -> str:
+        value = m.group(2)
+        if ("%" not in value and "+" not in value) or value.startswith(REDACTED_PREFIX):
+            return m.group()
+        plain = unquote_plus(value)
+        if self.tokens(plain) == plain:
+            return m.group()
+        return m.group(1) + self.fingerprint(plain)
+
     def tokens(self, text: str) -> str:
         """Secrets known by their shape (a bearer token, a JWT, a vendor's key), whatever their name."""
         if not self._may_hold_token(_utf8(text)):
             return text
-        return _TOKEN_SHAPE.sub(self._token, text)
+        low = text.lower()
+        for starts, shape in _TOKEN_PASSES:
+            if any(start in low for start in starts):
+                text = shape.sub(self._token, text)
+        return text
 
     def _token(self, m: re.Match) -> str:
         found = m.group()
         scheme, value = "", found
-        if m.group(1) or m.group(2):  # "Bearer x", "Basic x": the scheme stays readable
+        if found[:6].lower() in ("bearer", "basic "):  # "Bearer x", "Basic x": the scheme stays readable
             scheme, value = _SCHEME_TOKEN.match(found).groups()
-            if m.group(2) and not _is_basic_credential(value):
+            if scheme.lower().startswith("basic") and not _is_basic_credential(value):
                 return found
         if value.startswith(REDACTED_PREFIX):
             return found
@@ -339,6 +380,10 @@ class Redactor:
     # -- bodies ----------------------------------------------------------------
 
     def may_hold_secret(self, data: bytes) -> bool:
+        if b"\x00" in data:  # UTF-16 or -32 text (or its echo): the ASCII letters without the NULs
+            data = data.replace(b"\x00", b"")
+        if b"\\u0000" in data:  # the same escaped in a JSON string
+            data = data.replace(b"\\u0000", b"")
         low = data.lower()
         squeezed = low.translate(None, _NOT_ALNUM)
         for word in _MAYBE_SECRET_WORDS:
@@ -347,7 +392,7 @@ class Redactor:
         for prefix in _MAYBE_TOKEN_PREFIXES:
             if prefix in data:
                 return True
-        if (b"pin" in low or b"otp" in low or b"sig" in low) and _SHORT_NAME.search(low):
+        if (b"pin" in squeezed or b"otp" in squeezed or b"sig" in squeezed) and _SHORT_NAME.search(low):
             return True
         # A letter written as a JSON escape ("\u0074oken") hides a name from the words above.
         return b"\\u00" in data and _ESCAPED_LETTER.search(data) is not None
@@ -395,6 +440,13 @@ class Redactor:
     def _unknown(self, text: str, json_hint: bool = False) -> str:
         """Text whose shape is guessed: a JSON document, NDJSON, a multipart body (as an echo
         service reflects one, with no Content-Type to name its boundary), else text."""
+        if "\x00" in text[:8] and text.count("\x00") * 4 > len(text):
+            # UTF-16 or -32 text read as bytes (an echo service that took a UTF-16 body for
+            # UTF-8): its ASCII letters are apart. Read without the NULs; if that holds a
+            # secret, what is kept is the redacted reading (the echo was garbled already).
+            narrow = text.replace("\x00", "")
+            new = self._unknown(narrow, json_hint)
+            return text if new == narrow else new
         if json_hint or text.lstrip()[:1] in ("{", "["):
             new = self._json_document(text)
             if new is None and "\n" in text.strip():
@@ -534,8 +586,11 @@ class Redactor:
         """Text of unknown shape (NDJSON, truncated JSON, logs, GraphQL): JSON pairs, strings
         holding documents of their own (escaped), unquoted pairs, query pairs, token shapes."""
         text = self._containers(self._json_pair.sub(self._json_pair_in_text, text))
-        text = self._loose_pair.sub(self._loose, text)
-        return self.tokens(self._params(text, self._value_text))
+        if ":" in text:
+            text = self._loose_pair.sub(self._loose, text)
+        if "=" in text:
+            text = self._encoded_tokens(self._params(text, self._value_text, self._text_param_name))
+        return self.tokens(text)
 
     def _json_pair_in_text(self, m: re.Match) -> str:
         if m.group(1) is None:
@@ -567,7 +622,7 @@ class Redactor:
 
     def _loose(self, m: re.Match) -> str:
         name, value = m.group(1), m.group(3)
-        if not (is_secret_name(name) or name.lower() in SECRET_HEADERS) or REDACTED_PREFIX in value:
+        if name is None or not (is_secret_name(name) or name.lower() in SECRET_HEADERS) or REDACTED_PREFIX in value:
             return m.group()
         if value[:1] in ("'", '"'):
             quote = value[0]
