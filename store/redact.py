@@ -137,7 +137,9 @@ _MAYBE_SECRET_WORDS = (
 _MAYBE_TOKEN_PREFIXES = (b"sk-", b"k_live_", b"k_test_", b"hp_", b"ho_", b"hu_", b"hs_", b"hr_", b"ASIA", b"hf_", b"npm_", b"SG.")
 # Short names ("pin", "otp", "sig") are common inside words: only standing alone.
 _SHORT_NAME = re.compile(
-    rb"(?<![a-z0-9])(?:p\W{0,3}i\W{0,3}n(?:\W{0,3}c\W{0,3}o\W{0,3}d\W{0,3}e)?|o\W{0,3}t\W{0,3}p|s\W{0,3}i\W{0,3}g)(?![a-z0-9])"
+    rb"(?<![a-z0-9])(?:p_{0,3}i_{0,3}n(?:_{0,3}c_{0,3}o_{0,3}d_{0,3}e)?|o_{0,3}t_{0,3}p|s_{0,3}i_{0,3}g)(?![a-z0-9])".replace(
+        b"_{0,3}", b"[^a-z0-9]{0,3}"
+    )
 )
 _NOT_ALNUM = bytes(b for b in range(128) if not chr(b).isalnum())
 
@@ -352,8 +354,6 @@ class Redactor:
 
     def tokens(self, text: str) -> str:
         """Secrets known by their shape (a bearer token, a JWT, a vendor's key), whatever their name."""
-        if not self._may_hold_token(_utf8(text)):
-            return text
         low = text.lower()
         for starts, shape in _TOKEN_PASSES:
             if any(start in low for start in starts):
@@ -370,12 +370,6 @@ class Redactor:
         if value.startswith(REDACTED_PREFIX):
             return found
         return scheme + self.fingerprint(value)
-
-    def _may_hold_token(self, data: bytes) -> bool:
-        low = data.lower().translate(None, _NOT_ALNUM)
-        return any(w in low for w in (b"bearer", b"basic", b"eyj", b"akia", b"aiza", b"xox", b"glpat", b"githubpat", b"privatekey")) or any(
-            p in data for p in _MAYBE_TOKEN_PREFIXES
-        )
 
     # -- bodies ----------------------------------------------------------------
 
@@ -416,7 +410,10 @@ class Redactor:
                     raise CannotRedact(f"not valid {codec}") from e
                 return None
             if not self.may_hold_secret(_utf8(text)):
-                return None
+                if b"\x00" in data[:64]:
+                    return None
+                # Mislabelled (ASCII text declared UTF-16 reads as CJK): read it as UTF-8 too.
+                codec, text = None, data.decode("utf-8", "surrogateescape")
         new = self._text_body(text, content_type)
         if new == text:
             return None

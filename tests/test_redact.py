@@ -428,3 +428,58 @@ def test_many_lines_that_are_not_json_stay_quick(r):
     started = time.perf_counter()
     r.body(b"token\n" * 1_600_000, "application/json")
     assert time.perf_counter() - started < 3  # each line tried as JSON on its own: 8.7 s
+
+
+# -- issue 12: the tables, and the cheap test in front of them ----------------------------------
+
+
+def _spellings(name: str) -> list[str]:
+    return [name, name.upper(), name.title(), f'"{name}"', f"{name}=", name[:1] + "_" + name[1:], name[:1] + "-" + name[1:]]
+
+
+def test_prefilter_says_maybe_for_every_name_and_token_shape_in_the_tables():
+    r = Redactor(b"k")
+    cores = [*redact.SECRET_HEADERS, *redact.SECRET_NAME_PARTS, *("x" + s for s in redact.SECRET_NAME_SUFFIXES),
+             *redact.SECRET_NAME_EXACT, *redact.SECRET_PARAMS_EXACT]  # fmt: skip
+    missed = [s for n in cores for s in _spellings(n) if redact.is_secret_param(s) and not r.may_hold_secret(s.encode())]
+    assert missed == []
+    for starts, _ in redact.TOKEN_SHAPES.values():
+        for start in starts:
+            assert r.may_hold_secret(start.encode()) or r.may_hold_secret(start.upper().encode()), start
+
+
+@pytest.mark.parametrize(
+    "name", ["X-Auth-Key", "Ocp-Apim-Subscription-Key", "Authentication", "X-Session", "X-Session-Id", "Private-Token", "X-MyAuth"]
+)
+def test_header_names_that_are_secret(name):
+    assert redact.is_secret_header(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["Idempotency-Key", "Sec-WebSocket-Key", "WWW-Authenticate", "Author", "X-Author-Id", "Content-Type", "Accept"]
+)
+def test_header_names_that_are_not(name):
+    assert not redact.is_secret_header(name)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Basic information is here", "the bearer of this letter", "signal design shipping mapping", "an eyJ alone", "sk-1"],
+)
+def test_prose_that_only_looks_like_a_token_is_left_alone(r, text):
+    assert r.body(text.encode(), "text/plain") is None
+
+
+def test_a_name_given_twice_keeps_both_pairs_each_redacted(r):
+    out = r.body(b'{"token": "a1", "x": 1, "token": "b2"}', "application/json")
+    assert out.count(b'"token": "REDACTED-') == 2 and b"a1" not in out and b"b2" not in out
+
+
+def test_a_body_in_a_charset_it_is_not_valid_in_cannot_be_redacted(r):
+    with pytest.raises(redact.CannotRedact):
+        r.body(b'\xff{"password": "x"}!', "application/json; charset=utf-16")  # odd length: not UTF-16
+
+
+def test_ascii_text_labelled_utf_16_is_redacted_as_it_reads(r):
+    out = r.body(b'{"password": "s3cr3t"}', "application/json; charset=utf-16")  # reads as CJK in UTF-16
+    assert out is not None and b"s3cr3t" not in out
