@@ -434,7 +434,10 @@ def test_many_lines_that_are_not_json_stay_quick(r):
 
 
 def _spellings(name: str) -> list[str]:
-    return [name, name.upper(), name.title(), f'"{name}"', f"{name}=", name[:1] + "_" + name[1:], name[:1] + "-" + name[1:]]
+    spelled = [name, name.upper(), name.title(), f'"{name}"', f"{name}=", f"x_{name}", f"{name}-x"]
+    if len(name) > 3:  # "pin", "otp", "sig" are names only as written, not as "p-in"
+        spelled += [name[:1] + "_" + name[1:], name[:1] + "-" + name[1:]]
+    return spelled
 
 
 def test_prefilter_says_maybe_for_every_name_and_token_shape_in_the_tables():
