@@ -35,7 +35,7 @@ def _side_json(flow: dict, side: str) -> dict:
         "truncated": bool(flow[f"{side}_truncated"]),
         "redacted": bool(flow[f"{side}_redacted"]),
         "content_encoding": flow[f"{side}_content_encoding"],
-        "note": (WITHHELD_NOTE if flow[f"{side}_redacted"] == 2 else view.note if view else None),
+        "note": _note(flow, side, view),
     }
     if side == "request":
         return {"method": flow["method"], "url": flow["url"], **out}
@@ -44,6 +44,23 @@ def _side_json(flow: dict, side: str) -> dict:
 
 # *_redacted == 2 (store/capture.py WITHHELD): nothing of the body was stored.
 WITHHELD_NOTE = "not stored: it may hold secrets, and its encoding or charset did not decode for redaction"
+
+
+def decoded_cut_note(flow: dict, side: str) -> str:
+    """A body stored decoded and redacted, and cut off (it decoded past --max-body, or only its
+    prefix arrived): its size and SHA-256 are of the bytes as sent."""
+    return (
+        f"decoded body cut off at {len(flow[f'{side}_body'] or b''):,} bytes and stored decoded "
+        f"(redaction cannot work inside compressed bytes); {flow[f'{side}_size']:,} bytes as sent"
+    )
+
+
+def _note(flow: dict, side: str, view) -> str | None:
+    if flow[f"{side}_redacted"] == 2:
+        return WITHHELD_NOTE
+    if flow[f"{side}_redacted"] and flow[f"{side}_truncated"]:
+        return decoded_cut_note(flow, side)
+    return view.note if view else None
 
 
 def _base64(data: bytes) -> str:

@@ -190,7 +190,11 @@ def _headers(con, headers: list) -> None:
 def _body(con, flow: dict, side: str) -> None:
     view = body_view(flow, side)
     notes = []
-    if flow[f"{side}_truncated"]:
+    if flow[f"{side}_truncated"] and flow[f"{side}_redacted"] == 1:
+        from .flowview import decoded_cut_note
+
+        notes.append(decoded_cut_note(flow, side))
+    elif flow[f"{side}_truncated"]:
         notes.append(f"truncated: the first {len(flow[f'{side}_body']):,} of {flow[f'{side}_size']:,} bytes were stored")
     if flow[f"{side}_redacted"] == 2:
         from .flowview import WITHHELD_NOTE

@@ -258,12 +258,10 @@ class Redactor:
         # An unquoted name and a value: GraphQL arguments (login(password: "x")), a header line
         # in text ("Authorization: Bearer x"), YAML. An unquoted value runs to the line's end or a
         # comma or closing bracket ("pin: 1234)").
-        self._loose_pair = re.compile(
-            r"""(?<![\w"'$.\\-])([A-Za-z_][\w.-]{0,100}+)([ \t]*:[ \t]*)"""
-            r"""("(?:[^"\\\r\n]++|\\.)*+(?:"|\Z)|'(?:[^'\\\r\n]++|\\.)*+(?:'|\Z)|[^\s"',)}\]][^\r\n"',)}\]]*)"""
-            # Any other run of name characters is taken whole (and left alone): the pattern
-            # is then tried once per word, not once per character of a 10 MB word.
-            r"""|[\w.-]++"""
+        # (Found from each colon backwards: a pattern tried at every character cost seconds
+        # for 10 MB of text.)
+        self._loose_value = re.compile(
+            r"""[ \t]*("(?:[^"\\\r\n]++|\\.)*+(?:"|\Z)|'(?:[^'\\\r\n]++|\\.)*+(?:'|\Z)|[^\s"',)}\]][^\r\n"',)}\]]*)"""
         )
 
     def fingerprint(self, value: str | bytes) -> str:
@@ -393,6 +391,8 @@ class Redactor:
         Text in a charset other than UTF-8 (or ASCII) is decoded with it first and written back
         in it, so the stored Content-Type stays true. Raises CannotRedact for a body that may
         hold a secret but does not decode in its charset."""
+        if _binary(content_type, data):
+            return None  # an image, an archive, protobuf: not text, and text patterns would corrupt it
         codec = _codec_of(content_type, data)
         if codec is None:
             if not self.may_hold_secret(data):
@@ -401,10 +401,12 @@ class Redactor:
         else:
             try:
                 text = data.decode(codec)
-            except (UnicodeDecodeError, LookupError) as e:
-                if self.may_hold_secret(data):
+            except (UnicodeError, LookupError, ValueError) as e:  # "charset=undefined" raises UnicodeError
+                if not self.may_hold_secret(data):
+                    return None
+                if b"\x00" in data[:64]:  # wide text this cannot read: not stored as it came
                     raise CannotRedact(f"not valid {codec}") from e
-                return None
+                codec, text = None, data.decode("utf-8", "surrogateescape")  # a wrong or unknown label
             if not self.may_hold_secret(_utf8(text)):
                 if b"\x00" in data[:64]:
                     return None
@@ -417,7 +419,7 @@ class Redactor:
             return _utf8(new)
         try:
             return new.encode(codec)
-        except UnicodeEncodeError as e:
+        except (UnicodeError, LookupError, ValueError) as e:
             raise CannotRedact(f"cannot write the redacted text back as {codec}") from e
 
     def _text_body(self, text: str, content_type: str) -> str:
@@ -580,7 +582,7 @@ class Redactor:
         holding documents of their own (escaped), unquoted pairs, query pairs, token shapes."""
         text = self._containers(self._json_pair.sub(self._json_pair_in_text, text))
         if ":" in text:
-            text = self._loose_pair.sub(self._loose, text)
+            text = self._loose_pairs(text)
         if "=" in text:
             text = self._encoded_tokens(self._params(text, self._value_text, self._text_param_name))
         return self.tokens(text)
@@ -613,15 +615,36 @@ class Redactor:
             return s
         return json.dumps(new, ensure_ascii=False)[: None if closed else -1]
 
-    def _loose(self, m: re.Match) -> str:
-        name, value = m.group(1), m.group(3)
-        if name is None or not (is_secret_name(name) or name.lower() in SECRET_HEADERS) or REDACTED_PREFIX in value:
-            return m.group()
-        if value[:1] in ("'", '"'):
-            quote = value[0]
-            inner = value[1:-1] if len(value) > 1 and value.endswith(quote) else value[1:]
-            return f"{name}{m.group(2)}{quote}{self.fingerprint(inner)}{quote}"
-        return f"{name}{m.group(2)}{self.fingerprint(value.rstrip())}"
+    def _loose_pairs(self, text: str) -> str:
+        """Unquoted names and their values: for each colon, the name just before it."""
+        out, pos = [], 0
+        i = text.find(":")
+        while i != -1:
+            start = max(pos, i - 110)
+            m = _NAME_BEFORE.match(text[i - 1 : start - 1 if start else None : -1]) if i > start else None
+            name = m.group(1)[::-1] if m else ""
+            at = i - m.end() if m else i
+            v = None
+            if (
+                name[:1].isascii() and (name[:1].isalpha() or name[:1] == "_")
+                and (at == 0 or text[at - 1] not in _NOT_BEFORE_NAME)
+                and (is_secret_name(name) or name.lower() in SECRET_HEADERS)
+            ):  # fmt: skip
+                v = self._loose_value.match(text, i + 1)
+            if v and v.group(1) and REDACTED_PREFIX not in v.group(1):
+                value = v.group(1)
+                if value[:1] in ("'", '"'):
+                    quote = value[0]
+                    inner = value[1:-1] if len(value) > 1 and value.endswith(quote) else value[1:]
+                    new = f"{quote}{self.fingerprint(inner)}{quote}"
+                else:
+                    new = self.fingerprint(value.rstrip()) + value[len(value.rstrip()) :]
+                out += [text[pos : v.start(1)], new]
+                pos = v.end()
+                i = text.find(":", pos)
+                continue
+            i = text.find(":", i + 1)
+        return "".join(out) + text[pos:] if out else text
 
     def _containers(self, text: str) -> str:
         """Arrays and objects under a secret name, fingerprinted whole (to the text's end if cut off)."""
@@ -673,6 +696,11 @@ class Redactor:
         return delimiter.join(pieces)
 
 
+# A name read backwards from a colon (spaces, then name characters), and what may not come
+# just before a name (it would be inside a word, a string or a longer name).
+_NAME_BEFORE = re.compile(r"[ \t]*([\w.-]{1,101})")
+_NOT_BEFORE_NAME = frozenset("\"'$.\\-_") | frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
 # Headers whose value is a URL: redacted like the request's own URL.
 URL_HEADERS = frozenset({"referer", "location", "content-location", "origin", "link", "refresh", "x-original-url", "x-rewrite-url"})
 _NAME_KEYS = ("name", "Name", "key", "Key", "header", "field")
@@ -723,6 +751,15 @@ class _Pairs(dict):
 def _object(pairs: list) -> dict:
     obj = dict(pairs)
     return obj if len(obj) == len(pairs) else _Pairs(pairs)
+
+
+_BINARY_TYPES = ("image/", "audio/", "video/", "font/", "octet-stream", "protobuf", "zip", "pdf", "msgpack", "grpc")
+
+
+def _binary(content_type: str, data: bytes) -> bool:
+    """A body of a binary type that is binary indeed (a NUL in its first kilobyte)."""
+    ctype = content_type.lower()
+    return any(t in ctype for t in _BINARY_TYPES) and b"\x00" in data[:1024] and "charset" not in ctype
 
 
 def _codec_of(content_type: str, data: bytes) -> str | None:

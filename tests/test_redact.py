@@ -480,7 +480,12 @@ def test_a_name_given_twice_keeps_both_pairs_each_redacted(r):
 
 def test_a_body_in_a_charset_it_is_not_valid_in_cannot_be_redacted(r):
     with pytest.raises(redact.CannotRedact):
-        r.body(b'\xff{"password": "x"}!', "application/json; charset=utf-16")  # odd length: not UTF-16
+        # UTF-16 with a lone surrogate at the end: wide text that does not decode
+        r.body('{"password": "x"}'.encode("utf-16-le") + b"\x00\xd8", "application/json; charset=utf-16-le")
+    # ASCII under a label it is not valid in (or an unknown one) is read as it reads
+    for label in ("utf-16", "x-unknown", "undefined"):
+        out = r.body(b'{"password": "s3cr3t"}!', f"application/json; charset={label}")
+        assert out is not None and b"s3cr3t" not in out
 
 
 def test_ascii_text_labelled_utf_16_is_redacted_as_it_reads(r):
