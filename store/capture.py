@@ -94,17 +94,22 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
     scheme = scheme.decode()
     target = _text_of_target(raw_target)
     path, sep, query = target.partition("?")
-    if redactor and redactor.may_hold_secret(raw_target):
+    # One look at the target and every header value at once: most flows have nothing there
+    # worth a closer look (one call, not one per header or per part).
+    suspect = bool(redactor) and redactor.may_hold_secret(
+        b"\n".join([raw_target, *(v for _, v in fields), *(v for _, v in resp[3])] if resp else [raw_target, *(v for _, v in fields)])
+    )
+    if suspect:
         path = redactor.path(path)  # path parameters (";jsessionid=") and token shapes
         if sep:
             query = redactor.query(query)
     url = f"{scheme}://{_authority(scheme, host, port)}{path}{sep}{query}"
-    req_headers, ikey, req_ctype, req_encoding = _headers(fields, redactor)
+    req_headers, ikey, req_ctype, req_encoding = _headers(fields, redactor, suspect)
     req_body = _body(content, req_encoding, req_ctype, redactor, max_body)
 
     if resp is not None:
         status, reason, resp_version, resp_fields, resp_content, ended = resp
-        resp_headers, _, resp_ctype, resp_encoding = _headers(resp_fields, redactor)
+        resp_headers, _, resp_ctype, resp_encoding = _headers(resp_fields, redactor, suspect)
         resp_part = (
             status,
             reason.decode("utf-8", "replace"),
@@ -150,7 +155,7 @@ def _authority(scheme: str, host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None, str, str | None]:
+def _headers(fields, redactor: Redactor | None, suspect: bool = True) -> tuple[str, str | None, str, str | None]:
     """(headers as JSON ``[[name, value], ...]``, redacted; Idempotency-Key; Content-Type; Content-Encoding).
 
     One pass over the raw fields: mitmproxy's own ``headers.get`` costs more than all of this.
@@ -158,8 +163,6 @@ def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None, str, s
     pairs = []
     noted = {}
     encodings = []
-    # One look at every value at once: most flows have no header value worth a closer look.
-    suspect = bool(redactor) and redactor.may_hold_secret(b"\n".join(v for _, v in fields))
     for k, v in fields:
         name = k.decode("latin-1")
         try:

@@ -370,7 +370,8 @@ class Redactor:
     def may_hold_secret(self, data: bytes) -> bool:
         if b"\x00" in data:  # UTF-16 or -32 text (or its echo): the ASCII letters without the NULs
             data = data.replace(b"\x00", b"")
-        if b"\\u0000" in data:  # the same escaped in a JSON string
+        escapes = b"\\u00" in data
+        if escapes and b"\\u0000" in data:  # the same escaped in a JSON string
             data = data.replace(b"\\u0000", b"")
         low = data.lower()
         squeezed = low.translate(None, _NOT_ALNUM)
@@ -383,7 +384,7 @@ class Redactor:
         if (b"pin" in low or b"otp" in low or b"sig" in low) and _short_name_in(low):
             return True
         # A letter written as a JSON escape ("\u0074oken") hides a name from the words above.
-        return b"\\u00" in data and _ESCAPED_LETTER.search(data) is not None
+        return escapes and _ESCAPED_LETTER.search(data) is not None
 
     def body(self, data: bytes, content_type: str) -> bytes | None:
         """Redacted bytes of a decoded body, or None when nothing needed redacting.
