@@ -143,7 +143,7 @@ def requests_for(rng, name, value, with_shapes=BODY_SHAPES, param_only=False):
             name = "X-" + name  # as a header it must still be a name the rule covers
             if not redact.is_secret_header(name):
                 return requests_for(rng, name, value, with_shapes)
-        return ("POST", rng.choice(["/sink", "/echo"]), {"json": {}, "headers": {name: value.replace("\n", " ")}})
+        return ("POST", rng.choice(["/sink", "/echo"]), {"json": {}, "headers": {name: value.replace("\n", " ").strip()}})
     if where == "header-url":
         return ("POST", "/sink", {"json": {}, "headers": {"Referer": f"http://127.0.0.1/p?x=1&{quote(name)}={quote(value, safe='')}"}})
     shape = rng.choice(with_shapes)
