@@ -35,7 +35,8 @@ JWT_HEAD = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyIn0."
 def field_names(rng: random.Random) -> list[tuple[str, bool]]:
     """Every name the rule covers, spelled as clients spell them: (name, only as a parameter)."""
     grown = [str.upper, lambda n: n.title(), lambda n: "user_" + n, lambda n: n[:2] + "_" + n[2:], lambda n: "X-" + n]
-    exact = [str, str.upper, lambda n: n.title(), lambda n: n[:1] + "-" + n[1:]]
+    # "pin", "otp", "sig" are names as written ("p-in" is not looked for: they hide in words)
+    exact = [str, str.upper, lambda n: n.title(), lambda n: n if n in ("pin", "otp", "sig") else n[:1] + "-" + n[1:]]
     names = [(rng.choice(grown)(n), False) for n in SECRET_NAME_PARTS]
     names += [(rng.choice(grown)("x" + n), False) for n in SECRET_NAME_SUFFIXES]
     names += [(rng.choice(exact)(n), False) for n in sorted(SECRET_NAME_EXACT)]
