@@ -231,9 +231,17 @@ def _headers(con, headers: list) -> None:
 def _body(con, flow: dict, side: str) -> None:
     view = body_view(flow, side)
     notes = []
-    if flow[f"{side}_truncated"]:
+    if flow[f"{side}_truncated"] and flow[f"{side}_redacted"] == 1:
+        from repost.store.flowview import decoded_cut_note
+
+        notes.append(decoded_cut_note(flow, side))
+    elif flow[f"{side}_truncated"]:
         notes.append(f"truncated: the first {len(flow[f'{side}_body']):,} of {flow[f'{side}_size']:,} bytes were stored")
-    if flow[f"{side}_redacted"]:
+    if flow[f"{side}_redacted"] == 2:
+        from repost.store.flowview import WITHHELD_NOTE
+
+        notes.append(f"body {WITHHELD_NOTE}")
+    elif flow[f"{side}_redacted"]:
         notes.append("secrets in this body were redacted before it was stored")
     if view is None or (not view.data and not notes):
         return

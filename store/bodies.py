@@ -43,13 +43,25 @@ def decode_content(
 
 def _zlib(wbits: int):
     def decode(data: bytes, cap: int, partial_ok: bool = False) -> tuple[bytes, bool]:
-        d = zlib.decompressobj(wbits)
-        out = d.decompress(data, cap)
-        if d.unconsumed_tail:
-            return out, True
-        if not d.eof and not partial_ok:
-            raise ValueError("stream ends early")
-        return out, False
+        out = b""
+        while True:
+            d = zlib.decompressobj(wbits)
+            out += d.decompress(data, cap - len(out))
+            if d.unconsumed_tail:
+                return out, True
+            if not d.eof:
+                if not partial_ok:
+                    raise ValueError("stream ends early")
+                return out, False
+            # Several gzip members one after another are one body (RFC 1952 2.2); zlib's
+            # decompressobj stops after the first. Anything else after the end is broken.
+            data = d.unused_data
+            if not data.strip(b"\0"):
+                return out, False
+            if wbits < 16:
+                raise ValueError(f"{len(data)} bytes after the end of the stream")
+            if len(out) >= cap:
+                return out, True
 
     return decode
 

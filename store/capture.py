@@ -12,7 +12,7 @@ from hashlib import sha256
 from typing import NamedTuple
 
 from .bodies import decode_content
-from .redact import Redactor
+from .redact import CannotRedact, Redactor
 from .sse import rebase_chunks
 from .timefmt import iso_utc
 
@@ -110,15 +110,22 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
     scheme = scheme.decode()
     target = _text_of_target(raw_target)
     path, sep, query = target.partition("?")
-    if redactor and sep and redactor.may_hold_secret(raw_target):
-        query = redactor.query(query)
+    # One look at the target and every header value at once: most flows have nothing there
+    # worth a closer look (one call, not one per header or per part).
+    suspect = bool(redactor) and redactor.may_hold_secret(
+        b"\n".join([raw_target, *(v for _, v in fields), *(v for _, v in resp[3])] if resp else [raw_target, *(v for _, v in fields)])
+    )
+    if suspect:
+        path = redactor.path(path)  # path parameters (";jsessionid=") and token shapes
+        if sep:
+            query = redactor.query(query)
     url = f"{scheme}://{_authority(scheme, host, port)}{path}{sep}{query}"
-    req_headers, ikey, req_ctype, req_encoding = _headers(fields, redactor)
+    req_headers, ikey, req_ctype, req_encoding = _headers(fields, redactor, suspect)
     req_body = _body(content, req_encoding, req_ctype, redactor, max_body)
 
     if resp is not None:
         status, reason, resp_version, resp_fields, resp_content, ended = resp
-        resp_headers, _, resp_ctype, resp_encoding = _headers(resp_fields, redactor)
+        resp_headers, _, resp_ctype, resp_encoding = _headers(resp_fields, redactor, suspect)
         resp_part = (
             status,
             reason.decode("utf-8", "replace"),
@@ -128,7 +135,9 @@ def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> 
         )
         if isinstance(resp_content, Streamed):
             chunks = resp_content.chunks
-            if chunks and resp_part[-1]:  # redacted: stored decoded and changed, so the chunks must follow
+            if chunks and resp_part[-1] == WITHHELD:
+                chunks = None
+            elif chunks and resp_part[-1]:  # redacted: stored decoded and changed, so the chunks must follow
                 was = resp_content.prefix[:max_body]  # what was redacted: the prefix as stored
                 chunks = None if resp_encoding else rebase_chunks(was, resp_part[4], resp_ctype, chunks)
             stream_part = (int(not resp_content.complete), _encode_json(chunks) if chunks else None)
@@ -167,13 +176,14 @@ def _authority(scheme: str, host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None, str, str | None]:
+def _headers(fields, redactor: Redactor | None, suspect: bool = True) -> tuple[str, str | None, str, str | None]:
     """(headers as JSON ``[[name, value], ...]``, redacted; Idempotency-Key; Content-Type; Content-Encoding).
 
     One pass over the raw fields: mitmproxy's own ``headers.get`` costs more than all of this.
     """
     pairs = []
     noted = {}
+    encodings = []
     for k, v in fields:
         name = k.decode("latin-1")
         try:
@@ -181,16 +191,18 @@ def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None, str, s
         except UnicodeDecodeError:
             value = v.decode("latin-1")
         if redactor:
-            value = redactor.header_value(name, value)
+            value = redactor.header_value(name, value, suspect)
         lname = name.lower()
-        if lname in _NOTED_HEADERS and lname not in noted:
+        if lname == "content-encoding":
+            encodings.append(value)  # two lines are one list (RFC 9110 5.3): every coding is undone
+        elif lname in _NOTED_HEADERS and lname not in noted:
             noted[lname] = value
         pairs.append([name, value])
     return (
         _encode_json(pairs),
         noted.get("idempotency-key"),
         noted.get("content-type", ""),
-        noted.get("content-encoding"),
+        ", ".join(encodings) or None,
     )
 
 
@@ -198,6 +210,12 @@ def _headers(fields, redactor: Redactor | None) -> tuple[str, str | None, str, s
 # a header. One encoder, made once: json.dumps(**kw) builds an encoder per call.
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _NOTED_HEADERS = frozenset({"idempotency-key", "content-type", "content-encoding"})
+
+
+# *_redacted: 1 when the body is stored decoded (and redacted); WITHHELD when it may hold a
+# secret that could not be redacted (an encoding or charset that does not decode), so
+# nothing of it is stored: its size and SHA-256 still describe what was sent.
+WITHHELD = 2
 
 
 def _body(raw, encoding: str | None, content_type: str, redactor, max_body: int) -> tuple:
@@ -215,9 +233,32 @@ def _body(raw, encoding: str | None, content_type: str, redactor, max_body: int)
         stored = raw[:max_body] if truncated else raw
     redacted = 0
     if redactor and stored:
-        decoded = decode_content(stored, encoding, cap=max_body, partial_ok=True).data if encoding else stored
-        new = redactor.body(decoded, content_type)
-        if new is not None:
-            # Stored decoded: redacting inside a compressed stream is not possible.
-            stored, encoding, redacted = new, None, 1
+        stored, encoding, redacted, cut = _redacted(stored, encoding, content_type, redactor, max_body, truncated)
+        truncated = truncated or cut
     return (stored, encoding or None, size, digest, int(truncated), redacted)
+
+
+def _redacted(stored: bytes, encoding: str | None, content_type: str, redactor, max_body: int, truncated: bool) -> tuple:
+    """(stored bytes, encoding, redacted, cut off by decoding) for a body redaction has seen.
+
+    Redacting inside a compressed stream is not possible, so a redacted body is stored
+    decoded. The compressed bytes are kept only when they decoded completely and held
+    nothing to redact: a body decoded only in part (past the cap, a prefix) is stored as
+    its decoded and redacted prefix, and one that does not decode at all (an unknown or
+    broken encoding, a charset that does not decode) is withheld."""
+    if encoding and encoding.strip().lower() != "identity":
+        decoded = decode_content(stored, encoding, cap=max_body, partial_ok=True)
+        if decoded.note and not decoded.capped:
+            return b"", None, WITHHELD, False
+        data, complete = decoded.data, not (decoded.capped or truncated)
+    else:
+        data, complete = stored, True
+    try:
+        new = redactor.body(data, content_type)
+    except CannotRedact:
+        return b"", None, WITHHELD, False
+    if new is not None:
+        return new, None, 1, not complete
+    if complete:
+        return stored, encoding, 0, False
+    return data, None, 1, True

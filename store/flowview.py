@@ -33,13 +33,12 @@ JSON_EVENTS_CAP = 16 * 1024 * 1024
 
 def _side_json(flow: dict, side: str) -> dict:
     view = body_view(flow, side)
-    text, data, note = (view.text, view.data, view.note) if view else (None, None, None)
+    text, data = (view.text, view.data) if view else (None, None)
     cut = data is not None and len(data) > JSON_BODY_CAP
     if cut:
         data = data[:JSON_BODY_CAP]
         if text is not None:  # whole characters only
             text = text.encode("utf-8", "surrogatepass")[:JSON_BODY_CAP].decode("utf-8", "ignore")
-        note = "; ".join(filter(None, [note, f"--json holds the first {JSON_BODY_CAP:,} bytes of the decoded body"]))
     out = {
         "http_version": flow["http_version"] if side == "request" else flow["response_http_version"],
         "headers": flow[f"{side}_headers"],
@@ -51,11 +50,36 @@ def _side_json(flow: dict, side: str) -> dict:
         "truncated": bool(flow[f"{side}_truncated"]),
         "redacted": bool(flow[f"{side}_redacted"]),
         "content_encoding": flow[f"{side}_content_encoding"],
-        "note": note,
+        "note": _note(flow, side, view, cut),
     }
     if side == "request":
         return {"method": flow["method"], "url": flow["url"], **out}
     return {"status": flow["status"], "reason": flow["reason"], **out}
+
+
+# *_redacted == 2 (store/capture.py WITHHELD): nothing of the body was stored.
+WITHHELD_NOTE = "not stored: it may hold secrets, and its encoding or charset did not decode for redaction"
+
+
+def decoded_cut_note(flow: dict, side: str) -> str:
+    """A body stored decoded and redacted, and cut off (it decoded past --max-body, or only its
+    prefix arrived): its size and SHA-256 are of the bytes as sent."""
+    return (
+        f"decoded body cut off at {len(flow[f'{side}_body'] or b''):,} bytes and stored decoded "
+        f"(redaction cannot work inside compressed bytes); {flow[f'{side}_size']:,} bytes as sent"
+    )
+
+
+def _note(flow: dict, side: str, view, json_cut: bool = False) -> str | None:
+    """Why the body is not all there: withheld, cut off by decoding, then --json's own cap."""
+    if flow[f"{side}_redacted"] == 2:
+        note = WITHHELD_NOTE
+    elif flow[f"{side}_redacted"] and flow[f"{side}_truncated"]:
+        note = decoded_cut_note(flow, side)
+    else:
+        note = view.note if view else None
+    cut = f"--json holds the first {JSON_BODY_CAP:,} bytes of the decoded body" if json_cut else None
+    return "; ".join(filter(None, [note, cut])) or None
 
 
 def _base64(data: bytes) -> str:

@@ -28,3 +28,17 @@ def test_readme_starts_with_the_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     assert "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest" in ci
+
+
+def test_readme_secrets_section_lists_every_name_and_shape_redaction_covers():
+    """README's Secrets section and the table in store/redact.py say the same thing (issue 12)."""
+    from repost.store import redact
+
+    section = README.split("### Secrets", 1)[1].split("\n## ", 1)[0]
+    names = [
+        *redact.SECRET_HEADERS, *redact.NOT_SECRET_HEADERS, *redact.SECRET_NAME_PARTS, *redact.SECRET_NAME_SUFFIXES,
+        *redact.SECRET_NAME_EXACT, *redact.SECRET_PARAMS_EXACT,
+    ]  # fmt: skip
+    missing = [n for n in names if f"`{n}`" not in section] + [d for d in redact.TOKEN_SHAPES if d not in section]
+    assert missing == [], f"README's Secrets section does not list {missing}"
+    assert "Not covered" in section
