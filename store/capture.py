@@ -39,7 +39,35 @@ class Streamed(NamedTuple):
     chunks: tuple = ()  # ((t_ms, size), ...) since the response began, for event streams
 
 
-def snapshot(flow, replay_of: int | None = None) -> tuple:
+class ResponseSnapshot(NamedTuple):
+    status: int
+    reason: bytes
+    http_version: bytes
+    fields: tuple  # ((name bytes, value bytes), ...)
+    content: object  # bytes, a Streamed, or None
+    ended: float | None
+
+
+class Snapshot(NamedTuple):
+    """A finished flow's raw values, as the proxy hands them to the writer process (pickled:
+    a named tuple pickles as a tuple does, by position)."""
+
+    flow_id: str
+    started: float | None
+    method: bytes
+    scheme: bytes
+    host: str
+    port: int
+    target: bytes  # path and query, as sent
+    http_version: bytes
+    fields: tuple  # ((name bytes, value bytes), ...)
+    content: object  # bytes, a Streamed, or None
+    response: ResponseSnapshot | None
+    error: tuple | None  # (message, timestamp)
+    replay_of: int | None
+
+
+def snapshot(flow, replay_of: int | None = None) -> Snapshot:
     """The raw values of a finished flow, taken on the proxy's event loop.
 
     Only immutable bytes, ints and tuples of bytes: cheap to take, safe to read
@@ -51,10 +79,10 @@ def snapshot(flow, replay_of: int | None = None) -> tuple:
     err = flow.error
     sd = resp.data if resp is not None else None
     tees = flow.metadata.get("repost_tees")  # set only for bodies that may stream
-    return (
+    return Snapshot(
         flow.id, rd.timestamp_start, rd.method, rd.scheme, rd.host, rd.port, rd.path, rd.http_version,
         rd.headers.fields, _teed(rd.content, tees, "request") if tees else rd.content,
-        None if sd is None else (
+        None if sd is None else ResponseSnapshot(
             sd.status_code, sd.reason, sd.http_version, sd.headers.fields,
             _teed(sd.content, tees, "response") if tees else sd.content,
             sd.timestamp_end or (tees and _last_arrival(tees)) or sd.timestamp_start,
@@ -84,7 +112,7 @@ def make_snapshot(
     *, flow_id: str, started: float, method: str, scheme: str, host: str, port: int, target: str,
     headers: list[tuple[str, str]], body: bytes, response: tuple | None, error: tuple | None,
     replay_of: int | None = None, http_version: str = "HTTP/1.1",
-) -> tuple:
+) -> Snapshot:
     """A snapshot of a flow repost made itself (a replay): same layout as snapshot().
 
     ``response`` is (status, reason, http_version, [(name, value) bytes pairs], raw body, ended);
@@ -94,18 +122,14 @@ def make_snapshot(
     resp = None
     if response is not None:
         status, reason, version, resp_fields, raw, ended = response
-        resp = (status, reason.encode("utf-8", "replace"), version.encode(), tuple(resp_fields), raw, ended)
-    return (
+        resp = ResponseSnapshot(status, reason.encode("utf-8", "replace"), version.encode(), tuple(resp_fields), raw, ended)
+    return Snapshot(
         flow_id, started, method.encode(), scheme.encode(), host, port, target.encode("utf-8", "surrogateescape"),
         http_version.encode(), fields, body, resp, error, replay_of,
     )  # fmt: skip
 
 
-def flow_to_row(flow, redactor: Redactor | None, max_body: int, replay_of: int | None = None) -> tuple:
-    return row_from_snapshot(snapshot(flow, replay_of), redactor, max_body)
-
-
-def row_from_snapshot(snap: tuple, redactor: Redactor | None, max_body: int) -> tuple:
+def row_from_snapshot(snap: Snapshot, redactor: Redactor | None, max_body: int) -> tuple:
     flow_id, started, method, scheme, host, port, raw_target, http_version, fields, content, resp, err, replay_of = snap
     scheme = scheme.decode()
     target = _text_of_target(raw_target)

@@ -9,7 +9,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import NamedTuple
 
-from .capture import Streamed
+from .capture import Snapshot, Streamed
 from .errors import StoreError
 
 # Text from a file shown in an error line: control and direction characters escaped,
@@ -114,7 +114,7 @@ def with_extras(snap: tuple, extras: dict) -> tuple:
         resp = (status, reason, rversion, rfields, raw, None if unknown else ended)
     if err is not None and unknown:
         err = (err[0], None)
-    return (flow_id, started, method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
+    return Snapshot(flow_id, started, method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
 
 
 def failure_reason(e: BaseException) -> str:

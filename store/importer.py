@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import tnetstring_fast as tnet
-from .capture import make_snapshot, snapshot
+from .capture import Snapshot, make_snapshot, snapshot
 from .import_common import (
     ENTRY_ERRORS,
     ImportError_,
@@ -339,7 +339,7 @@ def _no_zero_times(snap: tuple) -> tuple:
         resp = resp[:5] + (no_time(resp[5]),)
     if err is not None:
         err = (err[0], no_time(err[1]))
-    return (flow_id, no_time(started), method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
+    return Snapshot(flow_id, no_time(started), method, scheme, host, port, target, version, fields, body, resp, err, replay_of)
 
 
 def _record_snapshot(b: bytes, start: int, end: int):
@@ -482,7 +482,7 @@ def _store(conn, incoming: Iterator[Incoming], redactor, max_body: int, path: Pa
             replay_of = None
             if item.replay_of and item.replay_of != flow_id:
                 replay_of = local_id(item.replay_of)
-            snap = item.snap[:-1] + (replay_of,)
+            snap = item.snap._replace(replay_of=replay_of)
             try:
                 row = row_from_snapshot(snap, redactor, max_body)
                 rowid = conn.execute(INSERT_SQL, row).lastrowid

@@ -14,6 +14,7 @@ backlog passes ``max_backlog`` rows, and then the loss is counted and logged.
 import logging
 import sqlite3
 import time
+from typing import NamedTuple
 
 from .capture import COLUMNS, INSERT_SQL, row_from_snapshot
 from .database import open_database
@@ -29,9 +30,11 @@ ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
 UPDATE_ERROR_SQL = "UPDATE flows SET error = ? WHERE flow_id = ? AND error IS NULL"
 
 
-def error_update(flow_id: str, message: str) -> tuple:
+class ErrorUpdate(NamedTuple):
     """An error that came after the flow was handed over (e.g. the client left)."""
-    return (message, flow_id)
+
+    message: str
+    flow_id: str
 
 
 class BatchWriter:
@@ -56,7 +59,7 @@ class BatchWriter:
         False when the database failed: the rows are kept for the next call."""
         rows = self._unwritten
         for item in items:
-            if len(item) == 2:
+            if isinstance(item, ErrorUpdate):
                 self._updates.append(item)
             else:
                 rows.append(self._row(item))

@@ -11,7 +11,7 @@ received and exits. So a ``kill -9`` of the proxy loses only what was still in
 the parent's deque, under ``interval`` (50 ms) of traffic.
 
 Frames on the pipe: 8 bytes little-endian length, then a pickled list of
-snapshots and error updates (see capture.snapshot and writer.error_update).
+snapshots and error updates (capture.Snapshot, writer.ErrorUpdate).
 On exit the child prints one JSON line on stdout: ``{"written": N, "lost": M}``.
 """
 
@@ -26,7 +26,7 @@ import threading
 from collections import deque
 
 from .capture import snapshot
-from .writer import error_update
+from .writer import ErrorUpdate
 
 log = logging.getLogger("repost")
 
@@ -67,7 +67,7 @@ class WriterProcess:
         self._queue.append(snapshot(flow, replay_of))
 
     def submit_error(self, flow_id: str, message: str) -> None:
-        self._queue.append(error_update(flow_id, message))
+        self._queue.append(ErrorUpdate(message, flow_id))
 
     # -- the sender thread ----------------------------------------------------------
 

@@ -23,7 +23,7 @@ from repost.store.errors import (
     StoreError,
 )
 from repost.store.redact import Redactor
-from repost.store.writer import BatchWriter, error_update
+from repost.store.writer import BatchWriter, ErrorUpdate
 from repost.store.writer_process import WriterProcess
 
 
@@ -285,7 +285,7 @@ def test_error_update_sets_error_on_existing_row(db):
     w = BatchWriter(str(db), redactor=None, max_body=MB)
     assert w.write([snapshot(f)])
     assert rows(db)[0]["error"] is None
-    assert w.write([error_update(f.id, "client disconnected")])
+    assert w.write([ErrorUpdate(message="client disconnected", flow_id=f.id)])
     w.close()
     (row,) = rows(db)
     assert row["error"] == "client disconnected"
@@ -295,7 +295,7 @@ def test_error_update_sets_error_on_existing_row(db):
 def test_error_update_in_same_batch_as_its_flow(db):
     f = post_flow()
     w = BatchWriter(str(db), redactor=None, max_body=MB)
-    assert w.write([snapshot(f), error_update(f.id, "client disconnected")])
+    assert w.write([snapshot(f), ErrorUpdate(message="client disconnected", flow_id=f.id)])
     w.close()
     assert rows(db)[0]["error"] == "client disconnected"
 
@@ -391,7 +391,7 @@ def test_failing_database_keeps_rows_and_recovers(db, failure):
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
     flows = [post_flow(os.urandom(body_size)) for _ in range(10)]
-    items = [snapshot(f) for f in flows] + [error_update(flows[0].id, "client disconnected")]
+    items = [snapshot(f) for f in flows] + [ErrorUpdate(message="client disconnected", flow_id=flows[0].id)]
 
     assert w.write(items) is False
     assert w.backlog == 10
