@@ -4,12 +4,15 @@ import sys
 
 import click
 
+from repost.store import formats
+
 from .options import db_option, selection_options
 
 
 @click.command()
 @click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
-@click.option("--format", "fmt", required=True, type=click.Choice(["har", "vcr", "curl", "mitm"]), help="har (HAR 1.2), vcr (a VCR.py cassette), curl (shell commands), mitm (a mitmproxy flow file).")
+@click.option("--format", "fmt", required=True, type=click.Choice(list(formats.EXPORT)),
+              help=", ".join(f"{name} ({words})" for name, words in formats.EXPORT.items()) + ".")  # fmt: skip
 @db_option
 @selection_options
 @click.option("--limit", type=click.IntRange(min=1), help="Export at most this many of the selected flows.")
@@ -31,8 +34,8 @@ def export(ids, fmt, db_path, selection, limit, output):
     """
     from dataclasses import replace
 
-    from repost.store import export as formats
     from repost.store.database import open_database
+    from repost.store.export import FORMATS
     from repost.store.queries import select_full_flows
 
     conn = open_database(db_path)
@@ -41,19 +44,21 @@ def export(ids, fmt, db_path, selection, limit, output):
     from repost.store.tags import with_tags
 
     rows = with_tags(conn, select_full_flows(conn, selection, limit, newest_first=False))
-    binary = fmt == "mitm"
+    binary = FORMATS[fmt].binary
     if output == "-":
         if binary and sys.stdout.isatty():
             raise click.UsageError("a mitmproxy flow file is binary: give -o FILE, or pipe it")
         out = sys.stdout.buffer if binary else sys.stdout
-        count = _write(formats, fmt, rows, out)
+        count = FORMATS[fmt].write(rows, out, on_notes=_tell)
         out.flush()
     else:
-        count = _write_file(formats, fmt, rows, output, binary)
+        count = _write_file(fmt, rows, output, binary)
     click.echo(f"repost: exported {count} flow{'s' if count != 1 else ''} as {fmt}", err=True)
 
 
-def _write_file(formats, fmt, rows, output: str, binary: bool) -> int:
+def _write_file(fmt, rows, output: str, binary: bool) -> int:
+    from repost.store.export import FORMATS
+
     """Write beside ``output`` and rename it into place: an export that fails half way
     (a full disk, a bad id) leaves no half-written file, and an old one stays whole."""
     import os
@@ -63,19 +68,13 @@ def _write_file(formats, fmt, rows, output: str, binary: bool) -> int:
     fd, partial = tempfile.mkstemp(prefix=".repost-export-", dir=folder)
     try:
         with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
-            count = _write(formats, fmt, rows, out)
+            count = FORMATS[fmt].write(rows, out, on_notes=_tell)
         # mkstemp made it 0600, as the database is: an export holds the same data.
         os.replace(partial, output)
     except BaseException:
         os.unlink(partial)
         raise
     return count
-
-
-def _write(formats, fmt, rows, out) -> int:
-    if fmt == "curl":
-        return formats.write_curl(rows, out, on_notes=_tell)
-    return {"har": formats.write_har, "vcr": formats.write_vcr, "mitm": formats.write_mitm}[fmt](rows, out)
 
 
 def _tell(notes: list[str]) -> None:
@@ -87,7 +86,7 @@ def _tell(notes: list[str]) -> None:
 
 @click.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["har", "vcr", "mitm"]), help="The file's format (detected when not given).")
+@click.option("--format", "fmt", type=click.Choice(list(formats.IMPORT)), help="The file's format (detected when not given).")
 @click.option("--keep-secrets", is_flag=True, help="Do not redact secrets on the way in.")
 @db_option
 def import_(path, fmt, keep_secrets, db_path):

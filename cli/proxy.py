@@ -29,13 +29,15 @@ class Announcer:
     def running(self) -> None:
         from mitmproxy import ctx
 
+        from repost.store.addresses import host_port
+
         if self.quiet:
             return
         opts = ctx.options
         addrs = []
         proxyserver = ctx.master.addons.get("proxyserver")
         if proxyserver is not None and hasattr(proxyserver, "listen_addrs"):
-            addrs = [f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p, *_ in proxyserver.listen_addrs()]
+            addrs = [host_port(h, p) for h, p, *_ in proxyserver.listen_addrs()]
         where = ", ".join(addrs) or f"{opts.listen_host}:{opts.listen_port}"
         ca = os.path.join(os.path.expanduser(opts.confdir), "mitmproxy-ca-cert.pem")
         methods = opts.repost_methods.upper()

@@ -111,6 +111,7 @@ def _check_ports(modes, listen_host: str, listen_port: int) -> None:
     import socket
 
     from mitmproxy.proxy.mode_specs import ProxyMode
+    from repost.store.addresses import host_port
 
     for spec in modes:
         try:
@@ -128,7 +129,7 @@ def _check_ports(modes, listen_host: str, listen_port: int) -> None:
             try:
                 probe.bind((host, port))
             except OSError as e:
-                where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                where = host_port(host, port)
                 if e.errno == errno.EADDRINUSE:
                     hint = "choose another with --listen-port" if not mode.custom_listen_port else f"choose another in --mode {spec!r}"
                     raise click.ClickException(f"cannot listen on {where}: the port is in use; {hint}") from None

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from repost.store.addresses import authority
 from repost.store.headers import headers_of
 from repost.store.outgoing import NOT_COPIED  # one list for replay and every command written out
 from repost.store.redact import REDACTED_PREFIX
@@ -59,9 +60,7 @@ class Plan:
 
     @property
     def url(self) -> str:
-        default = (self.scheme, self.port) in (("http", 80), ("https", 443))
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}{'' if default else f':{self.port}'}{self.target}"
+        return f"{self.scheme}://{authority(self.scheme, self.host, self.port)}{self.target}"
 
 
 def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key: bool, rules=(), edits=(),
@@ -273,5 +272,4 @@ STREAM_CAP = DEFAULT_MAX_BODY  # a streamed answer is kept as the recorder keeps
 
 
 def _authority(p: Plan) -> str:
-    host = f"[{p.host}]" if ":" in p.host else p.host
-    return host if (p.scheme, p.port) in (("http", 80), ("https", 443)) else f"{host}:{p.port}"
+    return authority(p.scheme, p.host, p.port)

@@ -109,6 +109,7 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
     import signal
 
     from repost.store.answering import Answerer, start
+    from repost.store.addresses import host_port
     from repost.store.database import open_database
     from repost.store.matching import Matcher
     from repost.store.redact import Redactor, load_key
@@ -135,7 +136,7 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     try:
         if mode == "server":
-            where = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+            where = host_port(host, bound)
             click.echo(f"repost: serving recordings from {db} on http://{where} (Ctrl-C to stop)", err=True)
             await stop.wait()
         else:

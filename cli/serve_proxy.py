@@ -11,6 +11,7 @@ async def run_serving_proxy(mode: str, host: str, port: int, answering_port: int
     from mitmproxy.tools.dump import DumpMaster
 
     from repost.addons.serve import ServeRecordings
+    from repost.store.addresses import host_port
 
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
@@ -23,7 +24,7 @@ async def run_serving_proxy(mode: str, host: str, port: int, answering_port: int
         raise click.BadParameter(str(e).strip("'\""), param_hint="--mode") from None
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     running = asyncio.ensure_future(master.run())
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = host_port(host, port)
     click.echo(f"repost: serving recordings inside the proxy ({mode}) on {where} (Ctrl-C to stop)", err=True)
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,6 +1,6 @@
 """A finished mitmproxy flow as one row of the ``flows`` table.
 
-Runs on the writer thread, never on the proxy's event loop. Duck-typed on
+Runs in the writer process (store/writer_process.py), never on the proxy's event loop. Duck-typed on
 mitmproxy's flow objects so that the store imports no mitmproxy code. Every
 bit of Python here costs proxy throughput (the GIL), so the common case, a body
 with nothing secret in it, is one regex search and one hash.
@@ -11,6 +11,7 @@ import time
 from hashlib import sha256
 from typing import NamedTuple
 
+from .addresses import authority
 from .bodies import decode_content
 from .redact import CannotRedact, Redactor
 from .sse import rebase_chunks
@@ -143,7 +144,7 @@ def row_from_snapshot(snap: Snapshot, redactor: Redactor | None, max_body: int) 
         path = redactor.path(path)  # path parameters (";jsessionid=") and token shapes
         if sep:
             query = redactor.query(query)
-    url = f"{scheme}://{_authority(scheme, host, port)}{path}{sep}{query}"
+    url = f"{scheme}://{authority(scheme, host, port)}{path}{sep}{query}"
     req_headers, ikey, req_ctype, req_encoding = _headers(fields, redactor, suspect)
     req_body = _body(content, req_encoding, req_ctype, redactor, max_body)
 
@@ -190,14 +191,6 @@ def _text_of_target(raw: bytes) -> str:
         return raw.decode()
     except UnicodeDecodeError:  # keep every byte: percent-encode what is not UTF-8
         return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)
-
-
-def _authority(scheme: str, host: str, port: int) -> str:
-    if ":" in host:
-        host = f"[{host}]"
-    if (scheme, port) in (("http", 80), ("https", 443)):
-        return host
-    return f"{host}:{port}"
 
 
 def _headers(fields, redactor: Redactor | None, suspect: bool = True) -> tuple[str, str | None, str, str | None]:

@@ -10,19 +10,7 @@ import os
 import sqlite3
 
 from .errors import CorruptDatabase, MissingDatabase, NewerSchema, NotARepostDatabase
-
-MIGRATION_SET = "repost"
-# Every migration name in migrations.py, in order (tests/test_store.py checks it).
-KNOWN_MIGRATIONS = (
-    "m001_initial",
-    "m002_list_indexes_and_search",
-    "m003_rules",
-    "m004_streams",
-    "m005_smaller_search_index",
-    "m006_events_parsed_on_read",
-    "m007_serve_match_keys",
-    "m008_tags",
-)
+from .schema import KNOWN_MIGRATIONS, MIGRATION_SET
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000

@@ -9,13 +9,12 @@ command, which re-sends, leaves headers redacted at capture out (store/outgoing.
 import base64
 import json
 from collections.abc import Iterable
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
 from .bodies import decode_content, to_text
+from .formats import BINARY, EXPORT
 from .flowmodel import repost_fields
 from .headers import header, headers_of
-
-FORMATS = ("har", "vcr", "curl", "mitm")
 
 
 # -- HAR 1.2 -------------------------------------------------------------------
@@ -274,3 +273,21 @@ def write_mitm(rows: Iterable[dict], out: BinaryIO) -> int:
         tnetstring.dump(flow_state(row), out)
         n += 1
     return n
+
+
+# -- the registry: one writer per name in store/formats.py -------------------------------
+
+
+class Format(NamedTuple):
+    name: str
+    write: object  # (rows, out, on_notes) -> how many flows were written
+    binary: bool  # bytes out (a flow file), not text
+
+
+_WRITERS = {
+    "har": lambda rows, out, on_notes=None: write_har(rows, out),
+    "vcr": lambda rows, out, on_notes=None: write_vcr(rows, out),
+    "curl": write_curl,
+    "mitm": lambda rows, out, on_notes=None: write_mitm(rows, out),
+}
+FORMATS = {name: Format(name, _WRITERS[name], name in BINARY) for name in EXPORT}

@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from .addresses import authority
 from .capture import make_snapshot
 from .safety import UNSAFE_REASON, classify
 from .sizes import DEFAULT_MAX_BODY
@@ -50,7 +51,7 @@ class Forwarder:
         response, error, started = await self._send(req, scheme, host, port, headers)
         snap = make_snapshot(
             flow_id=str(uuid.uuid4()), started=started, method=req.method, scheme=scheme, host=host, port=port,
-            target=req.target, headers=[("Host", _authority(scheme, host, port))] + headers, body=req.body,
+            target=req.target, headers=[("Host", authority(scheme, host, port))] + headers, body=req.body,
             response=response, error=error,
         )  # fmt: skip
         flow_id = self._record(snap)
@@ -69,7 +70,7 @@ class Forwarder:
                 auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=self.timeout)
             )
         started = time.time()
-        url = f"{scheme}://{_authority(scheme, host, port)}{req.target}"
+        url = f"{scheme}://{authority(scheme, host, port)}{req.target}"
         try:
             async with self._session.request(
                 req.method, url, headers=CIMultiDict(headers), data=req.body or None, allow_redirects=False,
@@ -98,8 +99,3 @@ class Forwarder:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-def _authority(scheme: str, host: str, port: int) -> str:
-    h = f"[{host}]" if ":" in host else host
-    return h if (scheme, port) in (("http", 80), ("https", 443)) else f"{h}:{port}"

@@ -47,12 +47,12 @@ from .import_common import (
     short,
     with_extras,
 )
+from .formats import IMPORT
 from .sizes import DEFAULT_MAX_BODY
 
 # -- which format ------------------------------------------------------------------
 
 BOM = b"\xef\xbb\xbf"
-FORMATS = ("har", "vcr", "mitm")
 _CASSETTE_KEYS = (b"interactions", b"version", b"metadata")
 # A YAML cassette: vcrpy writes "interactions:" first; allow a directive, "---", comments.
 _YAML_CASSETTE = re.compile(rb"(?:%YAML[^\n]*\n)?(?:---[ \t]*\n)?(?:[ \t]*(?:#[^\n]*)?\r?\n)*(?:interactions|version|metadata)[ \t]*:")
@@ -420,15 +420,21 @@ def _flows(path: Path, f) -> Iterator:
 # -- importing ---------------------------------------------------------------------
 
 
-def read_incoming(path: Path, fmt: str) -> Iterator[Incoming]:
-    if fmt == "vcr":
-        from .import_vcr import vcr_incoming
+def _vcr_incoming(path: Path) -> Iterator[Incoming]:
+    from .import_vcr import vcr_incoming  # PyYAML and vcrpy: only for cassettes
 
-        return vcr_incoming(path)
-    readers = {"har": har_incoming, "mitm": mitm_incoming}
-    if fmt not in readers:
+    return vcr_incoming(path)
+
+
+# One reader per name in store/formats.py IMPORT.
+_READERS = {"har": har_incoming, "vcr": _vcr_incoming, "mitm": mitm_incoming}
+IMPORT_FORMATS = {name: _READERS[name] for name in IMPORT}
+
+
+def read_incoming(path: Path, fmt: str) -> Iterator[Incoming]:
+    if fmt not in IMPORT_FORMATS:
         raise ImportError_(f"unknown format {fmt!r}")
-    return readers[fmt](path)
+    return IMPORT_FORMATS[fmt](path)
 
 
 def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = DEFAULT_MAX_BODY) -> Imported:

@@ -1,6 +1,6 @@
 """The schema, grown by numbered migrations that are never edited once released.
 
-Later migrations repair earlier ones. ``KNOWN_MIGRATIONS`` in ``database.py`` must
+Later migrations repair earlier ones. ``KNOWN_MIGRATIONS`` in ``schema.py`` must
 list every name registered here (a test checks it), so that opening a database
 for reading can tell "up to date" from "newer than this repost" without
 importing sqlite-utils.
@@ -8,7 +8,7 @@ importing sqlite-utils.
 
 from sqlite_utils import Database, Migrations
 
-MIGRATION_SET = "repost"
+from .schema import MIGRATION_SET
 
 migrations = Migrations(MIGRATION_SET)
 
