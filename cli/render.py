@@ -2,9 +2,8 @@
 
 import json
 
-from repost.store.headers import header
-
 from repost.store.flowview import BodyView, body_view, safety_of
+
 from .terminal import Console, write
 from .terminal import escape as _escape
 
@@ -308,5 +307,3 @@ def _multipart(con, view: BodyView) -> bool:
     con.print("\n".join(lines), soft_wrap=True)
     return True
 
-
-__all__ = ["flows_table", "show_flow", "header"]

@@ -115,7 +115,7 @@ class WriterProcess:
             self.written += counts["written"]
             self.lost += counts["lost"]
         except (ValueError, IndexError, KeyError):
-            self.lost += 0  # the child said nothing: its own stderr says why
+            pass  # the child said nothing: its own stderr says why
 
 
 class FrameReader:
