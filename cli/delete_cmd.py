@@ -79,21 +79,13 @@ def print_doomed(conn, ids: list[int]) -> None:
 def consent(count: int, verb: str) -> bool:
     """replay's rules: the count first; a y/N prompt on a terminal (Ctrl-D, Ctrl-C and
     "n" refuse); elsewhere --yes or nothing."""
+    from .consent import ask
+
     click.echo(f"repost: {verb.lower()} {plural(count)}? This cannot be undone.", err=True)
-    if sys.stdin.isatty():
-        try:
-            if click.confirm(f"{verb} {plural(count)}?", default=False, err=True):
-                return True
-        except click.Abort:  # Ctrl-D or Ctrl-C at the prompt: a refusal like any other (exit 3)
-            click.echo("", err=True)
-        click.echo("repost: not deleted; nothing changed.", err=True)
-        return False
-    click.echo(
-        f"repost: refused: would delete {plural(count)}; nothing deleted. "
-        "Check them with --dry-run, then pass --yes to delete.",
-        err=True,
-    )
-    return False
+    return ask(
+        f"{verb} {plural(count)}?", "repost: not deleted; nothing changed.",
+        f"repost: refused: would delete {plural(count)}; nothing deleted. Check them with --dry-run, then pass --yes to delete.",
+    )  # fmt: skip
 
 
 def remove(conn, ids: list[int], vacuum: bool) -> None:

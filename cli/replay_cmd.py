@@ -196,20 +196,13 @@ def _consent(unsafe, history) -> bool:
         times = history.get(p.flow["id"], (0, None))[0]
         before = f"; already replayed {times} time{'s' if times != 1 else ''}" if times else ""
         _say(f"repost: {_line(p)}: {UNSAFE_REASON}{before}", err=True)
-    if sys.stdin.isatty():
-        try:
-            if click.confirm(f"Replay {len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}?", default=False, err=True):
-                return True
-        except click.Abort:  # Ctrl-D or Ctrl-C at the prompt: a refusal like any other (exit 3)
-            click.echo("", err=True)
-        click.echo("repost: not replayed; nothing sent.", err=True)
-        return False
-    click.echo(
-        f"repost: refused: {len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}; nothing sent. "
-        "Check them with --dry-run, then pass --yes to replay anyway.",
-        err=True,
-    )
-    return False
+    from .consent import ask
+
+    flows = f"{len(unsafe)} unsafe flow{'s' if len(unsafe) != 1 else ''}"
+    return ask(
+        f"Replay {flows}?", "repost: not replayed; nothing sent.",
+        f"repost: refused: {flows}; nothing sent. Check them with --dry-run, then pass --yes to replay anyway.",
+    )  # fmt: skip
 
 
 def _send(plans, concurrency, timeout, tls):

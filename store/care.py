@@ -25,7 +25,8 @@ such flows are indexed like any other.
 import json
 import sqlite3
 
-from .search import META_KEY, _text, indexed_upto
+from .database import lower_upto_marks
+from .search import _text, indexed_upto
 
 BATCH = 1000  # flows in the first transaction; then sized to hold the lock about HOLD_SECONDS
 MIN_BATCH, MAX_BATCH = 100, 50_000
@@ -146,8 +147,7 @@ def _delete_batch(conn: sqlite3.Connection, chunk: str, texts: dict, has_events)
         conn.execute(f"UPDATE flows SET replay_of = NULL WHERE replay_of IN {_ID_LIST}", [chunk])
         count = conn.execute(f"DELETE FROM flows WHERE id IN {_ID_LIST}", [chunk]).rowcount
         newest = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
-        if upto > newest:  # the next flows may get the deleted ids: index them
-            conn.execute("UPDATE repost_meta SET value = ? WHERE key = ?", [str(newest), META_KEY])
+        lower_upto_marks(conn, newest)  # the next flows may get the deleted ids: index and key them
         conn.commit()
     except BaseException:
         conn.rollback()

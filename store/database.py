@@ -164,3 +164,30 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     enable_wal(conn)
     migrations.apply(Database(conn))
+
+
+# -- repost_meta: marks that lazy work (search index, match keys) keeps of how far it got --
+
+
+def meta_int(conn: sqlite3.Connection, key: str) -> int:
+    row = conn.execute("SELECT value FROM repost_meta WHERE key = ?", [key]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value) -> None:
+    conn.execute(
+        "INSERT INTO repost_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, str(value)],
+    )
+
+
+# The marks of work done up to a flow id: a deleted newest flow's id can be given again.
+UPTO_MARKS = ("fts_indexed_upto", "match_indexed_upto")
+
+
+def lower_upto_marks(conn: sqlite3.Connection, newest: int) -> None:
+    """After a delete: marks past the newest flow come back to it, so that flows given
+    the deleted ids are indexed and keyed too."""
+    for key in UPTO_MARKS:
+        if meta_int(conn, key) > newest:
+            set_meta(conn, key, newest)

@@ -250,13 +250,15 @@ def default_key(matcher_or_none, row: dict) -> str:
 
 
 def keyed_upto(conn) -> int:
-    row = conn.execute("SELECT value FROM repost_meta WHERE key = ?", [MATCH_META_KEY]).fetchone()
-    return int(row[0]) if row else 0
+    from .database import meta_int
+
+    return meta_int(conn, MATCH_META_KEY)
 
 
 def index_match_keys(conn, batch: int = 2000, limit: int | None = None) -> int:
     """Store the match key of flows that have none yet, ``batch`` per transaction (the
     writer does it while idle; serve keys the rest itself). Returns how many were keyed."""
+    from .database import set_meta
     from .queries import unkeyed_requests
 
     done = 0
@@ -268,10 +270,7 @@ def index_match_keys(conn, batch: int = 2000, limit: int | None = None) -> int:
                 conn.executemany(
                     "UPDATE flows SET request_match = ? WHERE id = ?", [(default_key(None, r), r["id"]) for r in rows]
                 )
-                conn.execute(
-                    "INSERT INTO repost_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    [MATCH_META_KEY, str(rows[-1]["id"])],
-                )
+                set_meta(conn, MATCH_META_KEY, rows[-1]["id"])
             conn.commit()
         except BaseException:
             conn.rollback()

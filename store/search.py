@@ -9,6 +9,7 @@ import json
 import sqlite3
 
 from .bodies import decode_content, looks_binary, to_text
+from .database import meta_int, set_meta
 from .headers import header
 
 INDEX_CAP = 1024 * 1024  # index at most the first MB of each decoded body
@@ -16,8 +17,7 @@ META_KEY = "fts_indexed_upto"
 
 
 def indexed_upto(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM repost_meta WHERE key = ?", [META_KEY]).fetchone()
-    return int(row[0]) if row else 0
+    return meta_int(conn, META_KEY)
 
 
 def pending(conn: sqlite3.Connection) -> bool:
@@ -49,11 +49,7 @@ def index_pending(conn: sqlite3.Connection, batch: int = 2000, limit: int | None
             if rows:
                 docs = [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows]
                 conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
-                conn.execute(
-                    "INSERT INTO repost_meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    [META_KEY, str(rows[-1][0])],
-                )
+                set_meta(conn, META_KEY, rows[-1][0])
             conn.commit()
         except BaseException:
             conn.rollback()

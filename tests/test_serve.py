@@ -280,3 +280,24 @@ def test_the_anthropic_sdk_gets_the_recorded_stream(start_proxy, counting_upstre
     assert counting_upstream.count() == before
     code, _, err = s.stop()
     assert "POST /v1/messages -> flow 1, 200, stream" in err
+
+
+def test_a_flow_given_a_deleted_flows_id_is_keyed_and_served(tmp_path, serving):
+    from repost.store.database import open_database
+    from repost.store.matching import index_match_keys
+
+    from .helpers import repost
+
+    db = tmp_path / "r.db"
+    (old,) = store_flows(db, [post_flow("http://api.test/a", b'{"n": 1}', JSON, 200, b'{"v": "old"}', JSON)])
+    conn = open_database(db)
+    index_match_keys(conn)
+    conn.close()
+    assert repost("delete", str(old), "--db", str(db)).exit_code == 0
+    (new,) = store_flows(db, [post_flow("http://api.test/b", b'{"n": 2}', JSON, 200, b'{"v": "new"}', JSON)])
+    assert new == old  # SQLite gives the id again
+    conn = open_database(db)
+    index_match_keys(conn)
+    conn.close()
+    s = serving("--db", db)
+    assert httpx.post(f"{s.url}/b", json={"n": 2}).json() == {"v": "new"}
