@@ -29,6 +29,7 @@ from .redact import REDACTED_PREFIX
 _WILDCARD = "\x00redacted"  # what any redacted value becomes in a match key
 _CLOSEST_CANDIDATES = 200  # how many recordings a miss is compared with to name the closest
 _GROUPS_KEPT = 1024  # (method, path, host) groups whose keys stay in memory
+_KEYS_KEPT = 4096  # stored-key lookups whose answers stay in memory while no new flow is keyed
 
 
 @dataclass
@@ -73,8 +74,14 @@ class Matcher:
         self.selection = selection
         self.max_body = max_body
         self.ignores = Ignores(options.ignore)
+        # Without --ignore nothing outside the headers is left out: skip the per-path check
+        # (a regex split of every path, the most of a lookup's Python time).
+        self._ignoring = bool(self.ignores.names or self.ignores.paths)
         self._headers = {h.lower() for h in options.match_headers}
         self._groups: OrderedDict = OrderedDict()
+        # (key, method, path, host) -> (keyed_upto, ids in recorded order): a key's recordings are
+        # read from the store once, not per request, until the writer keys more flows.
+        self._key_lookups: OrderedDict = OrderedDict()
         self._served: dict[tuple, int] = {}
         self._lock = threading.Lock()
 
@@ -97,7 +104,7 @@ class Matcher:
             if path.startswith("request.headers."):
                 if path[len("request.headers.") :] not in self._headers:
                     continue
-            elif self.ignores(path):
+            elif self._ignoring and self.ignores(path):
                 continue
             out[path] = value
         return out
@@ -143,6 +150,8 @@ class Matcher:
         with self._lock:
             for gkey in [k for k in self._groups if k[0] == req.method.upper()]:
                 del self._groups[gkey]
+            for kkey in [k for k in self._key_lookups if k[1] == req.method.upper()]:
+                del self._key_lookups[kkey]
 
     def reset(self) -> None:
         """Every sequence starts again from its first recording (a new test)."""
@@ -227,16 +236,34 @@ class _KeyedGroup:
 
         self.matcher, self.method, self.path, self.host = matcher, method, path, host
         self.fresh: dict = {}
-        since = keyed_upto(matcher.conn)
-        for cand in serve_candidates(matcher.conn, method, path, host, matcher.selection, after_id=since):
+        # One reading of how far the keys go, for both halves: a flow keyed in between would
+        # otherwise be found twice (or not at all).
+        self.upto = keyed_upto(matcher.conn)
+        for cand in serve_candidates(matcher.conn, method, path, host, matcher.selection, after_id=self.upto):
             self.fresh.setdefault(matcher.key(matcher.meaning(cand)), []).append((cand["started_at"], cand["id"]))
 
     def get(self, key: str) -> list[int]:
         from .queries import serve_keyed
 
         m = self.matcher
-        found = serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=keyed_upto(m.conn))
-        return [i for _, i in sorted(found + self.fresh.get(key, []))]
+        ckey = (key, self.method, self.path, self.host)
+        with m._lock:
+            cached = m._key_lookups.get(ckey)
+            if cached is not None and cached[0] == self.upto:
+                m._key_lookups.move_to_end(ckey)
+        if cached is None or cached[0] != self.upto:
+            # Reading a key's rows is most of a lookup's cost (each on its own page), so the
+            # answer is kept while the stored keys stay as they are.
+            found = sorted(serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=self.upto))
+            cached = (self.upto, found, [i for _, i in found])
+            with m._lock:
+                m._key_lookups[ckey] = cached
+                while len(m._key_lookups) > _KEYS_KEPT:
+                    m._key_lookups.popitem(last=False)
+        fresh = self.fresh.get(key)
+        if fresh:
+            return [i for _, i in sorted(cached[1] + fresh)]
+        return list(cached[2])
 
     def __bool__(self) -> bool:
         return True
