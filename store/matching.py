@@ -16,6 +16,7 @@ its ids: memory follows what is asked for, not the size of the store.
 import hashlib
 import json
 import threading
+from array import array
 import time
 import uuid
 from collections import OrderedDict
@@ -29,7 +30,7 @@ from .redact import REDACTED_PREFIX
 _WILDCARD = "\x00redacted"  # what any redacted value becomes in a match key
 _CLOSEST_CANDIDATES = 200  # how many recordings a miss is compared with to name the closest
 _GROUPS_KEPT = 1024  # (method, path, host) groups whose keys stay in memory
-_KEYS_KEPT = 4096  # stored-key lookups whose answers stay in memory while no new flow is keyed
+_IDS_KEPT = 1_000_000  # recording ids kept from stored-key lookups (8 bytes each), while no new flow is keyed
 
 
 @dataclass
@@ -80,8 +81,10 @@ class Matcher:
         self._headers = {h.lower() for h in options.match_headers}
         self._groups: OrderedDict = OrderedDict()
         # (key, method, path, host) -> (keyed_upto, ids in recorded order): a key's recordings are
-        # read from the store once, not per request, until the writer keys more flows.
+        # read from the store once, not per request, until the writer keys more flows. Held as
+        # arrays, at most _IDS_KEPT ids in all (least recently asked for go first).
         self._key_lookups: OrderedDict = OrderedDict()
+        self._ids_kept = 0
         self._served: dict[tuple, int] = {}
         self._lock = threading.Lock()
 
@@ -134,7 +137,9 @@ class Matcher:
         if not ids:
             return self._miss(row, meaning)
         with self._lock:
-            ids_key = tuple(ids)
+            # The sequence's identity, without holding every id of it per sequence (memory
+            # would follow the recordings per request, hence the store).
+            ids_key = (len(ids), ids[0], ids[-1], hash(tuple(ids)))
             n = self._served.get(ids_key, 0)
             self._served[ids_key] = n + 1
         if n < len(ids):
@@ -151,7 +156,7 @@ class Matcher:
             for gkey in [k for k in self._groups if k[0] == req.method.upper()]:
                 del self._groups[gkey]
             for kkey in [k for k in self._key_lookups if k[1] == req.method.upper()]:
-                del self._key_lookups[kkey]
+                self._ids_kept -= len(self._key_lookups.pop(kkey)[1])
 
     def reset(self) -> None:
         """Every sequence starts again from its first recording (a new test)."""
@@ -247,23 +252,26 @@ class _KeyedGroup:
 
         m = self.matcher
         ckey = (key, self.method, self.path, self.host)
+        fresh = self.fresh.get(key)
         with m._lock:
             cached = m._key_lookups.get(ckey)
             if cached is not None and cached[0] == self.upto:
                 m._key_lookups.move_to_end(ckey)
-        if cached is None or cached[0] != self.upto:
-            # Reading a key's rows is most of a lookup's cost (each on its own page), so the
-            # answer is kept while the stored keys stay as they are.
-            found = sorted(serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=self.upto))
-            cached = (self.upto, found, [i for _, i in found])
-            with m._lock:
-                m._key_lookups[ckey] = cached
-                while len(m._key_lookups) > _KEYS_KEPT:
-                    m._key_lookups.popitem(last=False)
-        fresh = self.fresh.get(key)
+                if not fresh:
+                    return cached[1].tolist()
+        # Reading a key's rows is most of a lookup's cost (each on its own page), so the ids
+        # are kept while the stored keys stay as they are.
+        found = sorted(serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=self.upto))
+        ids = array("q", (i for _, i in found))
+        with m._lock:
+            old = m._key_lookups.pop(ckey, None)
+            m._ids_kept += len(ids) - (len(old[1]) if old else 0)
+            m._key_lookups[ckey] = (self.upto, ids)
+            while m._ids_kept > _IDS_KEPT and len(m._key_lookups) > 1:
+                m._ids_kept -= len(m._key_lookups.popitem(last=False)[1][1])
         if fresh:
-            return [i for _, i in sorted(cached[1] + fresh)]
-        return list(cached[2])
+            return [i for _, i in sorted(found + fresh)]
+        return ids.tolist()
 
     def __bool__(self) -> bool:
         return True
