@@ -85,6 +85,7 @@ class Matcher:
         # arrays, at most _IDS_KEPT ids in all (least recently asked for go first).
         self._key_lookups: OrderedDict = OrderedDict()
         self._ids_kept = 0
+        self._keyed_groups: OrderedDict = OrderedDict()  # (method, path, host) -> (data_version, _KeyedGroup)
         self._served: dict[tuple, int] = {}
         self._lock = threading.Lock()
 
@@ -155,6 +156,8 @@ class Matcher:
         with self._lock:
             for gkey in [k for k in self._groups if k[0] == req.method.upper()]:
                 del self._groups[gkey]
+            for gkey in [k for k in self._keyed_groups if k[0] == req.method.upper()]:
+                del self._keyed_groups[gkey]
             for kkey in [k for k in self._key_lookups if k[1] == req.method.upper()]:
                 self._ids_kept -= len(self._key_lookups.pop(kkey)[1])
 
@@ -171,9 +174,22 @@ class Matcher:
     def _group(self, method: str, path: str, host: str | None) -> dict:
         """{match key: [ids in recorded order]} for one (method, path[, host]): from the stored
         keys when the options allow (only the flows not keyed yet are read), else all of them."""
-        if self._keyed():
-            return _KeyedGroup(self, method.upper(), path, host)
         gkey = (method.upper(), path, host)
+        if self._keyed():
+            # Read again (how far the keys go, the flows recorded since) only when the store
+            # changed: PRAGMA data_version moves whenever another connection commits.
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            with self._lock:
+                kept = self._keyed_groups.get(gkey)
+                if kept is not None and kept[0] == version:
+                    self._keyed_groups.move_to_end(gkey)
+                    return kept[1]
+            group = _KeyedGroup(self, *gkey)
+            with self._lock:
+                self._keyed_groups[gkey] = (version, group)
+                while len(self._keyed_groups) > _GROUPS_KEPT:
+                    self._keyed_groups.popitem(last=False)
+            return group
         with self._lock:
             group = self._groups.get(gkey)
             if group is not None:
