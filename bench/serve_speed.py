@@ -219,12 +219,15 @@ def bench_env() -> dict:
     return env
 
 
+REPOST_CMD = {"repost": "repost", "repost-reverse": "repost"}  # --repost-cmd / --reverse-cmd: try a variant
+
+
 def server_argv(kind: str, port: int, db: Path | None = None, flows: Path | None = None, extra=()) -> list[str]:
     listen = ["--listen-host", h.HOST, "--listen-port", str(port)]
     if kind == "repost":
-        return [h.resolve_executable("repost"), "serve", "--db", str(db), *listen, *extra]
+        return [*h.command_prefix(REPOST_CMD[kind]), "serve", "--db", str(db), *listen, *extra]
     if kind == "repost-reverse":
-        return [h.resolve_executable("repost"), "serve", "--db", str(db), "--mode", f"reverse:{ORIGIN_URL}", *listen, *extra]
+        return [*h.command_prefix(REPOST_CMD[kind]), "serve", "--db", str(db), "--mode", f"reverse:{ORIGIN_URL}", *listen, *extra]
     if kind == "mitmdump":
         return [h.resolve_executable("mitmdump"), "--mode", f"reverse:{ORIGIN_URL}", *listen,
                 "--server-replay", str(flows), "--set", "server_replay_reuse=true", "--set", "server_replay_extra=kill",
@@ -516,10 +519,13 @@ def main(argv=None) -> int:
     parser.add_argument("--startup-runs", type=int, default=3, help="start-ups per repost server and size (median)")
     parser.add_argument("--mitmdump-max", type=int, default=100_000, help="largest store mitmdump is started on")
     parser.add_argument("--streams", type=int, default=20, help="streams per server (default 20)")
+    parser.add_argument("--repost-cmd", default="repost", help="command for repost serve (server mode), e.g. a patched variant")
+    parser.add_argument("--reverse-cmd", default="repost", help="command for repost serve --mode reverse:URL")
     parser.add_argument("--json", action="store_true", help="print the JSON summary at the end")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args(argv)
+    REPOST_CMD.update({"repost": args.repost_cmd, "repost-reverse": args.reverse_cmd})
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     if unknown := set(measures) - {"throughput", "startup", "stream"}:
         parser.error(f"unknown measures: {', '.join(sorted(unknown))}")
