@@ -16,6 +16,7 @@ its ids: memory follows what is asked for, not the size of the store.
 import hashlib
 import json
 import threading
+from array import array
 import time
 import uuid
 from collections import OrderedDict
@@ -30,6 +31,7 @@ from .sizes import DEFAULT_MAX_BODY
 _WILDCARD = "\x00redacted"  # what any redacted value becomes in a match key
 _CLOSEST_CANDIDATES = 200  # how many recordings a miss is compared with to name the closest
 _GROUPS_KEPT = 1024  # (method, path, host) groups whose keys stay in memory
+_IDS_KEPT = 1_000_000  # recording ids kept from stored-key lookups (8 bytes each), while no new flow is keyed
 
 
 @dataclass
@@ -74,8 +76,18 @@ class Matcher:
         self.selection = selection
         self.max_body = max_body
         self.ignores = Ignores(options.ignore)
+        # Without --ignore nothing outside the headers is left out: skip the per-path check
+        # (a regex split of every path, the most of a lookup's Python time).
+        self._ignoring = bool(self.ignores.names or self.ignores.paths)
         self._headers = {h.lower() for h in options.match_headers}
         self._groups: OrderedDict = OrderedDict()
+        # (key, method, path, host) -> ((data_version, keyed_upto), ids in recorded order): a key's
+        # recordings are read from the store once, not per request, until the store changes (a
+        # flow recorded, keyed or deleted by any connection). Held as
+        # arrays, at most _IDS_KEPT ids in all (least recently asked for go first).
+        self._key_lookups: OrderedDict = OrderedDict()
+        self._ids_kept = 0
+        self._keyed_groups: OrderedDict = OrderedDict()  # (method, path, host) -> (data_version, _KeyedGroup)
         self._served: dict[tuple, int] = {}
         self._lock = threading.Lock()
 
@@ -98,7 +110,7 @@ class Matcher:
             if path.startswith("request.headers."):
                 if path[len("request.headers.") :] not in self._headers:
                     continue
-            elif self.ignores(path):
+            elif self._ignoring and self.ignores(path):
                 continue
             out[path] = value
         return out
@@ -128,7 +140,9 @@ class Matcher:
         if not ids:
             return self._miss(row, meaning)
         with self._lock:
-            ids_key = tuple(ids)
+            # The sequence's identity, without holding every id of it per sequence (memory
+            # would follow the recordings per request, hence the store).
+            ids_key = (len(ids), ids[0], ids[-1], hash(tuple(ids)))
             n = self._served.get(ids_key, 0)
             self._served[ids_key] = n + 1
         if n < len(ids):
@@ -144,6 +158,10 @@ class Matcher:
         with self._lock:
             for gkey in [k for k in self._groups if k[0] == req.method.upper()]:
                 del self._groups[gkey]
+            for gkey in [k for k in self._keyed_groups if k[0] == req.method.upper()]:
+                del self._keyed_groups[gkey]
+            for kkey in [k for k in self._key_lookups if k[1] == req.method.upper()]:
+                self._ids_kept -= len(self._key_lookups.pop(kkey)[1])
 
     def reset(self) -> None:
         """Every sequence starts again from its first recording (a new test)."""
@@ -158,9 +176,22 @@ class Matcher:
     def _group(self, method: str, path: str, host: str | None) -> dict:
         """{match key: [ids in recorded order]} for one (method, path[, host]): from the stored
         keys when the options allow (only the flows not keyed yet are read), else all of them."""
-        if self._keyed():
-            return _KeyedGroup(self, method.upper(), path, host)
         gkey = (method.upper(), path, host)
+        if self._keyed():
+            # Read again (how far the keys go, the flows recorded since) only when the store
+            # changed: PRAGMA data_version moves whenever another connection commits.
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            with self._lock:
+                kept = self._keyed_groups.get(gkey)
+                if kept is not None and kept[0] == version:
+                    self._keyed_groups.move_to_end(gkey)
+                    return kept[1]
+            group = _KeyedGroup(self, *gkey, version=version)
+            with self._lock:
+                self._keyed_groups[gkey] = (version, group)
+                while len(self._keyed_groups) > _GROUPS_KEPT:
+                    self._keyed_groups.popitem(last=False)
+            return group
         with self._lock:
             group = self._groups.get(gkey)
             if group is not None:
@@ -223,21 +254,43 @@ class _KeyedGroup:
     """A group looked up through ``flows.request_match``; flows recorded since the writer last
     made keys are keyed here on the fly."""
 
-    def __init__(self, matcher: Matcher, method: str, path: str, host: str | None):
+    def __init__(self, matcher: Matcher, method: str, path: str, host: str | None, version: int = 0):
         from .queries import serve_candidates
 
         self.matcher, self.method, self.path, self.host = matcher, method, path, host
+        self.version = version  # the store's PRAGMA data_version when read: kept ids are good while it holds
         self.fresh: dict = {}
-        since = keyed_upto(matcher.conn)
-        for cand in serve_candidates(matcher.conn, method, path, host, matcher.selection, after_id=since):
+        # One reading of how far the keys go, for both halves: a flow keyed in between would
+        # otherwise be found twice (or not at all).
+        self.upto = keyed_upto(matcher.conn)
+        for cand in serve_candidates(matcher.conn, method, path, host, matcher.selection, after_id=self.upto):
             self.fresh.setdefault(matcher.key(matcher.meaning(cand)), []).append((cand["started_at"], cand["id"]))
 
     def get(self, key: str) -> list[int]:
         from .queries import serve_keyed
 
         m = self.matcher
-        found = serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=keyed_upto(m.conn))
-        return [i for _, i in sorted(found + self.fresh.get(key, []))]
+        ckey = (key, self.method, self.path, self.host)
+        fresh = self.fresh.get(key)
+        with m._lock:
+            cached = m._key_lookups.get(ckey)
+            if cached is not None and cached[0] == (self.version, self.upto):
+                m._key_lookups.move_to_end(ckey)
+                if not fresh:
+                    return cached[1].tolist()
+        # Reading a key's rows is most of a lookup's cost (each on its own page), so the ids
+        # are kept while the stored keys stay as they are.
+        found = sorted(serve_keyed(m.conn, key, self.method, self.path, self.host, m.selection, upto_id=self.upto))
+        ids = array("q", (i for _, i in found))
+        with m._lock:
+            old = m._key_lookups.pop(ckey, None)
+            m._ids_kept += len(ids) - (len(old[1]) if old else 0)
+            m._key_lookups[ckey] = ((self.version, self.upto), ids)
+            while m._ids_kept > _IDS_KEPT and len(m._key_lookups) > 1:
+                m._ids_kept -= len(m._key_lookups.popitem(last=False)[1][1])
+        if fresh:
+            return [i for _, i in sorted(found + fresh)]
+        return ids.tolist()
 
     def __bool__(self) -> bool:
         return True

@@ -113,6 +113,31 @@ def test_stored_keys_answer_like_fresh_ones(tmp_path, serving):
     assert got == [str(i) for i in ids] + [str(ids[-1])]
 
 
+def test_a_flow_keyed_while_serving_answers_too(tmp_path, serving):
+    """serve keeps what a stored key's lookup found (not re-read per request); a flow the
+    recorder's writer keys meanwhile must still be found."""
+    from repost.store.database import open_database
+    from repost.store.matching import index_match_keys
+
+    def key_all():
+        conn = open_database(db)
+        index_match_keys(conn)
+        conn.close()
+
+    db = tmp_path / "r.db"
+    first = store_flows(db, [post_flow("http://api.test/orders", b'{"n": 1}', JSON, 201, b'{"id": 1}', JSON)])
+    key_all()
+    s = serving("--db", db)
+
+    def ask() -> str:
+        return httpx.post(f"{s.url}/orders", json={"n": 1}).headers["repost-flow"]
+
+    assert [ask(), ask()] == [str(first[0])] * 2
+    second = store_flows(db, [post_flow("http://api.test/orders", b'{"n": 1}', JSON, 201, b'{"id": 2}', JSON)])
+    key_all()
+    assert str(second[0]) in {ask(), ask()}
+
+
 def test_strict_exits_1_after_a_miss_and_json_lines_go_to_stdout(tmp_path, serving):
     db = tmp_path / "r.db"
     store_flows(db, [post_flow("http://api.test/a", b"{}", JSON, 200, b"{}", JSON)])
