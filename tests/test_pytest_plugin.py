@@ -111,3 +111,22 @@ def test_the_plugin_stays_off_for_tests_that_do_not_ask(pytester):
             assert not any(t.name == "repost-serve" for t in threading.enumerate())
     """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_the_readme_example_records_then_replays(pytester):
+    """The README's example test, run as written (its upstream pointed at a loopback server)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Fixtures in tests: the pytest plugin") :]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    upstream = Upstream().start()
+    try:
+        pytester.makepyfile(test_orders=example.replace('"http://127.0.0.1:5000"', repr(upstream.url)))
+        pytester.runpytest_subprocess("-p", "no:cacheprovider", "--repost-mode=record").assert_outcomes(passed=1)
+        assert (pytester.path / "tests" / "fixtures" / "orders.har").exists()
+    finally:
+        upstream.stop()
+    pytester.makepyfile(test_orders=example.replace('"http://127.0.0.1:5000"', repr(upstream.url)))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
