@@ -326,3 +326,30 @@ def test_a_flow_given_a_deleted_flows_id_is_keyed_and_served(tmp_path, serving):
     conn.close()
     s = serving("--db", db)
     assert httpx.post(f"{s.url}/b", json={"n": 2}).json() == {"v": "new"}
+
+
+def test_from_a_browser_har_and_a_vcr_cassette(tmp_path, serving, counting_upstream):
+    """Fixtures written by other tools: Chromium's HAR (base64 bodies), a cassette vcrpy recorded."""
+    import base64
+    import json as _json
+    from pathlib import Path
+
+    import requests
+    import vcr
+
+    har = Path(__file__).parent / "data" / "chromium.har"
+    entry = _json.loads(har.read_text())["log"]["entries"][0]
+    s = serving("--from", har)
+    r = httpx.post(f"{s.url}/api/orders?source=web", json={"quantity": 2, "item": "book"})
+    assert r.status_code == 201
+    assert r.content == base64.b64decode(entry["response"]["content"]["text"])
+    assert r.headers["repost-flow"] == "1"
+
+    cassette = tmp_path / "orders.yaml"
+    with vcr.use_cassette(str(cassette), record_mode="all"):
+        recorded = requests.post(f"{counting_upstream.url}/orders", json={"item": "pen"})
+    played = serving("--from", cassette)
+    before = counting_upstream.count()
+    answer = httpx.post(f"{played.url}/orders", json={"item": "pen"})
+    assert answer.status_code == recorded.status_code and answer.json() == recorded.json()
+    assert counting_upstream.count() == before
