@@ -191,3 +191,25 @@ def lower_upto_marks(conn: sqlite3.Connection, newest: int) -> None:
     for key in UPTO_MARKS:
         if meta_int(conn, key) > newest:
             set_meta(conn, key, newest)
+
+
+def catch_up(conn: sqlite3.Connection, mark: str, read, write, batch: int, limit: int | None) -> int:
+    """Lazy work over the flows past ``mark`` (the search index, the match keys), ``batch`` per
+    transaction: ``read(conn, after_id, batch)`` gives rows, ``write(conn, rows)`` does the work
+    and returns the last id done. IMMEDIATE, so that two workers (the writer, a search, serve)
+    never take the same rows. Returns how many were done."""
+    done = 0
+    while limit is None or done < limit:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = read(conn, meta_int(conn, mark), batch)
+            if rows:
+                set_meta(conn, mark, write(conn, rows))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        if not rows:
+            break
+        done += len(rows)
+    return done

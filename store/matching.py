@@ -311,27 +311,14 @@ def keyed_upto(conn) -> int:
 def index_match_keys(conn, batch: int = 2000, limit: int | None = None) -> int:
     """Store the match key of flows that have none yet, ``batch`` per transaction (the
     writer does it while idle; serve keys the rest itself). Returns how many were keyed."""
-    from .database import set_meta
+    from .database import catch_up
     from .queries import unkeyed_requests
 
-    done = 0
-    while limit is None or done < limit:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rows = unkeyed_requests(conn, keyed_upto(conn), batch)
-            if rows:
-                conn.executemany(
-                    "UPDATE flows SET request_match = ? WHERE id = ?", [(default_key(None, r), r["id"]) for r in rows]
-                )
-                set_meta(conn, MATCH_META_KEY, rows[-1]["id"])
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        if not rows:
-            break
-        done += len(rows)
-    return done
+    def write(conn, rows: list) -> int:
+        conn.executemany("UPDATE flows SET request_match = ? WHERE id = ?", [(default_key(None, r), r["id"]) for r in rows])
+        return rows[-1]["id"]
+
+    return catch_up(conn, MATCH_META_KEY, unkeyed_requests, write, batch, limit)
 
 
 def _parsed(row: dict) -> dict:

@@ -9,7 +9,7 @@ import json
 import sqlite3
 
 from .bodies import decode_content, looks_binary, to_text
-from .database import meta_int, set_meta
+from .database import catch_up, meta_int
 from .headers import header
 
 INDEX_CAP = 1024 * 1024  # index at most the first MB of each decoded body
@@ -35,29 +35,21 @@ def _text(body, encoding, headers_json) -> str:
 
 def index_pending(conn: sqlite3.Connection, batch: int = 2000, limit: int | None = None) -> int:
     """Index flows not indexed yet, ``batch`` per transaction; returns how many were indexed."""
-    done = 0
-    while limit is None or done < limit:
-        # IMMEDIATE: two indexers (the writer, a search) must not both take the same rows.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rows = conn.execute(
-                "SELECT id, request_body, request_content_encoding, request_headers,"
-                " response_body, response_content_encoding, response_headers"
-                " FROM flows WHERE id > ? ORDER BY id LIMIT ?",
-                [indexed_upto(conn), batch],
-            ).fetchall()
-            if rows:
-                docs = [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows]
-                conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
-                set_meta(conn, META_KEY, rows[-1][0])
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        if not rows:
-            break
-        done += len(rows)
-    return done
+
+    def read(conn, after: int, batch: int) -> list:
+        return conn.execute(
+            "SELECT id, request_body, request_content_encoding, request_headers,"
+            " response_body, response_content_encoding, response_headers"
+            " FROM flows WHERE id > ? ORDER BY id LIMIT ?",
+            [after, batch],
+        ).fetchall()
+
+    def write(conn, rows: list) -> int:
+        docs = [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows]
+        conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
+        return rows[-1][0]
+
+    return catch_up(conn, META_KEY, read, write, batch, limit)
 
 
 # -- what a search text means --------------------------------------------------------
