@@ -22,6 +22,7 @@ KNOWN_MIGRATIONS = (
     "m006_events_parsed_on_read",
     "m007_serve_match_keys",
     "m008_tags",
+    "m009_redact_rules",
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
