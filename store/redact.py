@@ -337,8 +337,10 @@ class Redactor:
     def _user_may_hold_secret(self, data: bytes) -> bool:
         if Redactor.may_hold_secret(self, data):
             return True
-        low = data.lower()
-        if any(word in low for word in self.rules.words):
+        if self.rules.always_look:
+            return True
+        squeezed = data.lower().translate(None, _NOT_ALNUM)
+        if any(word in squeezed for word in self.rules.words):
             return True
         if self.rules.patterns:
             text = data.decode("utf-8", "surrogateescape")

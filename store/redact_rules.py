@@ -156,10 +156,24 @@ class UserRules:
         # followed: its last name is redacted wherever it stands (more, never less).
         self.path_leaves = frozenset(_normal(leaf) or leaf.lower() for _, leaf in paths if "*" not in leaf)
         self.patterns = tuple(re.compile(r.value) for r in rules if r.kind == "pattern")
-        # For the Redactor's fast look: a body holding none of these names (lower case) and
-        # no pattern's match holds nothing a rule names.
-        words = {r.value.lower() for r in rules if r.kind in ("header", "query")}
-        words |= {s.lower() for r in rules if r.kind == "field" for s in _segments_of(r.value)[-1:] if "*" not in s}
+        # For the Redactor's fast look: a body holding none of these names (normalised, and
+        # looked for in the body's letters and digits alone, as the table's are) and no
+        # pattern's match holds nothing a rule names. A field's last name with a "*" in it
+        # is looked for by its longest literal part; one that is all "*" opens every body.
+        words, self.always_look = set(), False
+        for r in rules:
+            if r.kind in ("header", "query"):
+                words.add(_normal(r.value))
+            elif r.kind == "field":
+                leaf = _segments_of(r.value)[-1]
+                part = max((_normal(p) for p in leaf.split("*")), key=len)
+                if part:
+                    words.add(part)
+                else:
+                    self.always_look = True
+        words.discard("")
+        if any(r.kind in ("header", "query") and not _normal(r.value) for r in rules):
+            self.always_look = True  # a name of punctuation alone ("-"): nothing to look for
         self.words = tuple(w.encode("utf-8", "surrogateescape") for w in sorted(words))
 
     def __bool__(self) -> bool:

@@ -222,3 +222,15 @@ def test_without_rules_the_redactor_is_as_before():
     r = Redactor(b"k" * 32)
     assert r.may_hold_secret.__func__ is Redactor.may_hold_secret  # the fast path, untouched
     assert r.body(b'{"hint": "x"}', "application/json") is None
+
+
+def test_a_rule_finds_its_name_however_it_is_spelled():
+    r = Redactor(b"k" * 32, rules(("field", "userSsn"), ("field", "items[*].card*"), ("header", "X-Mystery")))
+    for body in (b'{"user_ssn": "1"}', b'{"USER-SSN": "1"}', b"user_ssn=1&b=2"):
+        ctype = "application/json" if body.startswith(b"{") else "application/x-www-form-urlencoded"
+        new = r.body(body, ctype)
+        assert new is not None and b'"1"' not in new and b"=1&" not in new, body
+    new = json.loads(r.body(b'{"items": [{"cardNo": "4111"}], "cardNo": "keep"}', "application/json"))
+    assert new["items"][0]["cardNo"].startswith("REDACTED-") and new["cardNo"] == "keep"
+    assert r.header_value("x-mystery", "v").startswith("REDACTED-")
+    assert r.body(b'{"headers": [["X-Mystery", "v"]]}', "application/json") != b'{"headers": [["X-Mystery", "v"]]}'
