@@ -84,7 +84,10 @@ def _redo(row, redactor) -> dict | None:
                 new[f"{side}_headers"] = _encode_json(redone)
         if body and red != WITHHELD:
             ctype = header(pairs or [], "content-type") or ""
-            stored, encoding, flag, cut = _redacted(bytes(body), enc, ctype, redactor, DEFAULT_MAX_BODY, bool(trunc))
+            try:
+                stored, encoding, flag, cut = _redacted(bytes(body), enc, ctype, redactor, DEFAULT_MAX_BODY, bool(trunc))
+            except Exception:  # a body redaction cannot read must not keep what it may hold (as capture)
+                stored, encoding, flag, cut = b"", None, WITHHELD, False
             if flag and stored != bytes(body):
                 new[f"{side}_body"] = stored
                 new[f"{side}_content_encoding"] = encoding
