@@ -234,3 +234,17 @@ def test_a_rule_finds_its_name_however_it_is_spelled():
     assert new["items"][0]["cardNo"].startswith("REDACTED-") and new["cardNo"] == "keep"
     assert r.header_value("x-mystery", "v").startswith("REDACTED-")
     assert r.body(b'{"headers": [["X-Mystery", "v"]]}', "application/json") != b'{"headers": [["X-Mystery", "v"]]}'
+
+
+def test_import_applies_the_databases_rules(tmp_path):
+    source, target = tmp_path / "a.db", tmp_path / "b.db"
+    secret = "CANARYI0123456789ab"
+    store_flows(source, [post_flow(body=b'{"a": 1}', headers={HEADER: secret, "content-type": "application/json"})], keep_secrets=True)
+    har = tmp_path / "a.har"
+    assert repost("export", "--db", str(source), "--format", "har", "-o", str(har)).exit_code == 0
+    assert secret.encode() in har.read_bytes()
+    assert repost("redact", "add", "--header", HEADER, "--db", str(target)).exit_code == 0
+    result = repost("import", str(har), "--db", str(target))
+    assert result.exit_code == 0, result.output
+    assert leaks(db_files(target), [secret]) == []
+    assert dict((k.lower(), v) for k, v in show_json(target, 1)["request"]["headers"])[HEADER.lower()].startswith("REDACTED-")
