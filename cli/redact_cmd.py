@@ -33,9 +33,8 @@ _KINDS = {
     "header": "A header's name (any case): its value is redacted.",
     "field": "A JSON, form or multipart field's name, at any depth; or a dotted JSON path in diff's syntax (user.ssn, items[*].card).",
     "query": "A query (or path) parameter's name: its value is redacted.",
-    "pattern": "A Python regular expression: every match in a body, header value or URL is redacted. "
-    "Nested quantifiers ((a+)+), quantified alternations ((a|b)+) and backreferences are refused "
-    "(they can take exponential time); a possessive quantifier or atomic group is fine.",
+    "pattern": "A regular expression (RE2 syntax: Python's without backreferences or lookarounds; "
+    "it runs in linear time, so no body can make it slow): every match in a body, header value or URL is redacted.",
 }
 
 
@@ -50,8 +49,8 @@ def add(header_name, field, query, pattern, db_path):
 
     \b
     Exit status: 0 added, 1 the same rule exists already, 2 usage error (none or
-    several kinds, a name that is not one, a pattern that does not compile, that
-    matches the empty string or could backtrack catastrophically).
+    several kinds, a name that is not one, a pattern that RE2 does not compile or
+    that matches the empty string).
     """
     from repost.store.database import open_database
     from repost.store.redact_rules import BadRedactRule, add_redact_rule, check_rule

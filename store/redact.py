@@ -342,26 +342,27 @@ class Redactor:
         squeezed = data.lower().translate(None, _NOT_ALNUM)
         if any(word in squeezed for word in self.rules.words):
             return True
-        if self.rules.patterns:
-            text = data.decode("utf-8", "surrogateescape")
-            return any(p.search(text) for p in self.rules.patterns)
-        return False
+        return any(p.search(data) for p in self.rules.patterns)
 
     def _user_patterns(self, text: str) -> str:
-        """Every match of a user's pattern, fingerprinted (a match inside a fingerprint left alone)."""
+        """Every match of a user's pattern, fingerprinted (a match inside a fingerprint left
+        alone). RE2 runs over the UTF-8 bytes (store/redact_rules.py says why)."""
+        data = _utf8(text)
+        new = data
         for pattern in self.rules.patterns:
-            text = pattern.sub(self._pattern_match, text)
-        return text
+            if pattern.search(new):
+                new = pattern.sub(lambda m, s=new: self._pattern_match(m, s), new)
+        return text if new is data else new.decode("utf-8", "surrogateescape")
 
-    def _pattern_match(self, m: re.Match) -> str:
+    def _pattern_match(self, m, s: bytes) -> bytes:
         found = m.group()
         if not found:
             return found
-        s, start = m.string, m.start()
-        marker = s.rfind(REDACTED_PREFIX, max(0, start - len(REDACTED_PREFIX) - 8), m.end())
-        if marker != -1 and marker <= start and m.end() <= marker + len(REDACTED_PREFIX) + 8:
+        start, prefix = m.start(), REDACTED_PREFIX.encode()
+        marker = s.rfind(prefix, max(0, start - len(prefix) - 8), m.end())
+        if marker != -1 and marker <= start and m.end() <= marker + len(prefix) + 8:
             return found  # inside a fingerprint already
-        return self.fingerprint(found)
+        return self.fingerprint(found).encode()
 
     def _user_paths(self, value, at: tuple):
         """JSON values at the paths the user's field rules name, fingerprinted."""

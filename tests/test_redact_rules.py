@@ -165,10 +165,8 @@ def test_list_and_remove(tmp_path):
         (["--pattern", "("], 2, "does not compile"),
         (["--pattern", "a*"], 2, "matches the empty string"),
         (["--pattern", "x|"], 2, "matches the empty string"),
-        (["--pattern", "(a+)+b"], 2, "quantifier inside a quantifier"),
-        (["--pattern", r"x(\w*\s?)*$"], 2, "quantifier inside a quantifier"),
-        (["--pattern", "(ab|a)+c"], 2, "alternation inside a quantifier"),
-        (["--pattern", r"(x+)\1"], 2, "backreference"),
+        (["--pattern", r"(x+)\1"], 2, "does not compile"),  # RE2: no backreferences ...
+        (["--pattern", r"x(?=y)"], 2, "does not compile"),  # ... nor lookarounds
         (["--header", "X Bad"], 2, "not a header name"),
         (["--field", " "], 2, "needs a name"),
         ([], 2, "give one of"),
@@ -192,11 +190,28 @@ def test_duplicates_are_refused(tmp_path):
     assert repost("redact", "add", "--query", "x-internal", "--db", db).exit_code == 0  # another kind: another rule
 
 
-def test_safe_patterns_are_accepted(tmp_path):
+def test_patterns_run_in_linear_time(tmp_path):
+    # Patterns that backtrack for ages in Python's re (exponential, or quadratic: "a+b" takes
+    # 11 s on 100 KB of "a") are fine on RE2: each is accepted, and a hostile 4 MB body is
+    # redacted in well under a second each.
+    import time
+
     db = str(tmp_path / "r.db")
-    for pattern in (r"acct_[0-9]{12}", r"(?:ab){3}", r"(?>a|b)+c", r"(?:a++)+b", r"\bINV-\d+\b"):
+    slow = (r"(a+)+b", r"a+b", r"(a|aa)+c", r"(\w*\s?)*x")
+    for pattern in slow + (r"acct_[0-9]{12}", r"\bINV-\d+\b"):
         result = repost("redact", "add", "--pattern", pattern, "--db", db)
         assert result.exit_code == 0, (pattern, result.output)
+    for pattern in slow:
+        r = Redactor(b"k" * 32, rules(("pattern", pattern)))
+        started = time.monotonic()
+        assert r.body(b"a" * 4_000_000 + b" secret", "text/plain") is None
+        assert time.monotonic() - started < 5, pattern
+
+
+def test_patterns_see_text_as_it_is_and_leave_bytes_alone():
+    r = Redactor(b"k" * 32, rules(("pattern", r"é\w+"), ("pattern", r"(?i)acct-\d{4}")))
+    new = r.body("x ACCT-1234 y \u00e9t\u00e9s z".encode() + b"\xff", "text/plain")
+    assert b"ACCT-1234" not in new and "ét".encode() not in new and new.endswith(b"z\xff")
 
 
 def rules(*pairs) -> UserRules:
