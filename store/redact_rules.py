@@ -117,7 +117,7 @@ class UserRules:
                 paths.append((_path_pattern(".".join(segments)), segments[-1]))
         # A header the user names is a secret name in a body too (an echo of the request's
         # headers), as the table's header names are.
-        names |= {_normal(r.value) for r in rules if r.kind == "header"}
+        names |= {_normal(r.value) for r in rules if r.kind == "header"} - {""}
         self.fields = frozenset(names)
         self.paths = tuple(p for p, _ in paths)
         # In text that is not a whole JSON document (cut off, NDJSON, a log) a path cannot be
