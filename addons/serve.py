@@ -45,9 +45,10 @@ class ServeRecordings:
         from repost.store.answering import Answerer, start
         from repost.store.database import open_database
         from repost.store.matching import MatchOptions, Matcher
-        from repost.store.redact import Redactor, load_key
+        from repost.store.redact_rules import redactor_for
 
-        matcher = Matcher(open_database(ctx.options.repost_serve_db), Redactor(load_key()), MatchOptions(match_host=True))
+        conn = open_database(ctx.options.repost_serve_db)
+        matcher = Matcher(conn, redactor_for(conn), MatchOptions(match_host=True))
         self.answerer = Answerer(matcher, speed=ctx.options.repost_serve_speed)
         self.runner, self.port = await start(self.answerer, "127.0.0.1", 0)
         log.info("repost: answering from %s", ctx.options.repost_serve_db)

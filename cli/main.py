@@ -21,6 +21,7 @@ COMMANDS = {
     "diff": ("diff_cmd", "diff"),
     "replay": ("replay_cmd", "replay"),
     "rules": ("rules_cmd", "rules"),
+    "redact": ("redact_cmd", "redact"),
     "export": ("export_cmd", "export"),
     "import": ("export_cmd", "import_"),
     "serve": ("serve_cmd", "serve"),

@@ -130,11 +130,11 @@ class _Session:
             from repost.store.database import open_database
             from repost.store.forwarding import Forwarder
             from repost.store.matching import Matcher
-            from repost.store.redact import Redactor, load_key
+            from repost.store.redact_rules import redactor_for
 
             await self._drop()
             conn = open_database(db, create=forward is not None)
-            redactor = Redactor(load_key())
+            redactor = redactor_for(conn)
             settings = dict(forward or {})
             always = settings.pop("always", False)
             forwarder = Forwarder(str(db), redactor, **settings) if forward is not None else None

@@ -112,12 +112,12 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
     from repost.store.addresses import host_port
     from repost.store.database import open_database
     from repost.store.matching import Matcher
-    from repost.store.redact import Redactor, load_key
+    from repost.store.redact_rules import redactor_for
 
     if selection.filter_expr:
         selection.allowed_ids = _filtered_ids(db, selection)
     conn = open_database(db)
-    redactor = Redactor(load_key())
+    redactor = redactor_for(conn)
     matcher = Matcher(conn, redactor, options, selection)
     forwarder = None
     if forward is not None:

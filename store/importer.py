@@ -440,7 +440,8 @@ def read_incoming(path: Path, fmt: str) -> Iterator[Incoming]:
 def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = DEFAULT_MAX_BODY) -> Imported:
     """Import every flow of the file at ``path``, or none: one transaction."""
     from .database import open_database
-    from .redact import Redactor, load_key
+    from .redact import load_key
+    from .redact_rules import redactor_for
 
     path = Path(path)
     if not path.exists():
@@ -449,11 +450,12 @@ def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: b
         raise ImportError_(f"{path} is a folder, not a file")
     fmt = fmt or detect_format(path)
     incoming = read_incoming(path, fmt)
-    redactor = None if keep_secrets else Redactor(load_key())
+    key = None if keep_secrets else load_key()  # before the database is touched: no key, no import
     created = not os.path.exists(db)
     try:
         conn = open_database(db, create=True)
         try:
+            redactor = None if keep_secrets else redactor_for(conn, key)  # the table and the user's rules
             return _store(conn, incoming, redactor, max_body, path)
         finally:
             conn.close()

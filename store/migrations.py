@@ -164,3 +164,20 @@ def m008_tags(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX idx_tags_name ON tags(name, flow)")
+
+
+@migrations()
+def m009_redact_rules(db: Database) -> None:
+    # The user's own redaction rules (`repost redact add --header X-Internal-Token`), on top of
+    # the table in store/redact.py: read by every Redactor (store/redact_rules.py), and by the
+    # running recorder as soon as they change.
+    db.execute(
+        """
+        CREATE TABLE redact_rules (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )

@@ -259,9 +259,22 @@ class CannotRedact(Exception):
 
 
 class Redactor:
-    def __init__(self, key: bytes | None):
-        """``key`` None: no key could be had; every secret becomes the same unkeyed marker."""
+    def __init__(self, key: bytes | None, rules=None):
+        """``key`` None: no key could be had; every secret becomes the same unkeyed marker.
+        ``rules``: the user's own (store/redact_rules.py UserRules), on top of the table here;
+        make it with ``redact_rules.redactor_for(conn)``."""
         self._key = key
+        self.rules = rules or None
+        if self.rules is None:  # the table alone: the module's cached tests, no extra call
+            self._secret_name = self._secret_key = is_secret_name
+            self._secret_param = is_secret_param
+            self._secret_header = is_secret_header
+        else:
+            self._secret_name = self._user_secret_name
+            self._secret_key = self._user_secret_key
+            self._secret_param = self._user_secret_param
+            self._secret_header = self._user_secret_header
+            self.may_hold_secret = self._user_may_hold_secret
         # Where a parameter's name starts (after "?", "&" or ";", or at the start) and ends ("=").
         # A name cannot hold "/", "?" or ":", so "https://x/reset-password?user=bob" names "user".
         self._param_name = re.compile(r"(^|[?&;#])([^=&;#\s\"'/?:<>]+)=")
@@ -302,6 +315,71 @@ class Redactor:
             r"""[ \t]*("(?:[^"\\\r\n]++|\\.)*+(?:"|\Z)|'(?:[^'\\\r\n]++|\\.)*+(?:'|\Z)|[^\s"',)}\]][^\r\n"',)}\]]*)"""
         )
 
+    def with_rules(self, rules) -> "Redactor":
+        """The same key with other user rules (the recorder's, when the rules changed)."""
+        return Redactor(self._key, rules)
+
+    # -- the user's rules (repost redact add) ------------------------------------------
+
+    def _user_secret_name(self, name: str) -> bool:
+        return is_secret_name(name) or self.rules.name(_normal(name))
+
+    def _user_secret_key(self, name: str) -> bool:
+        """A JSON key: a path's last name is not enough (the path is followed, _user_paths)."""
+        return is_secret_name(name) or _normal(name) in self.rules.fields
+
+    def _user_secret_param(self, name: str) -> bool:
+        return is_secret_param(name) or self.rules.param(name)
+
+    def _user_secret_header(self, name: str) -> bool:
+        return is_secret_header(name) or name.lower() in self.rules.headers
+
+    def _user_may_hold_secret(self, data: bytes) -> bool:
+        if Redactor.may_hold_secret(self, data):
+            return True
+        if self.rules.always_look:
+            return True
+        squeezed = data.lower().translate(None, _NOT_ALNUM)
+        if any(word in squeezed for word in self.rules.words):
+            return True
+        return any(p.search(data) for p in self.rules.patterns)
+
+    def _user_patterns(self, text: str) -> str:
+        """Every match of a user's pattern, fingerprinted (a match inside a fingerprint left
+        alone). RE2 runs over the UTF-8 bytes (store/redact_rules.py says why)."""
+        data = _utf8(text)
+        new = data
+        for pattern in self.rules.patterns:
+            if pattern.search(new):
+                new = pattern.sub(lambda m, s=new: self._pattern_match(m, s), new)
+        return text if new is data else new.decode("utf-8", "surrogateescape")
+
+    def _pattern_match(self, m, s: bytes) -> bytes:
+        found = m.group()
+        if not found:
+            return found
+        start, prefix = m.start(), REDACTED_PREFIX.encode()
+        marker = s.rfind(prefix, max(0, start - len(prefix) - 8), m.end())
+        if marker != -1 and marker <= start and m.end() <= marker + len(prefix) + 8:
+            return found  # inside a fingerprint already
+        return self.fingerprint(found).encode()
+
+    def _user_paths(self, value, at: tuple):
+        """JSON values at the paths the user's field rules name, fingerprinted."""
+        if isinstance(value, dict):
+            items = []
+            for k, v in value.items():
+                here = (*at, k)
+                items.append((k, self._secret_json(v) if self.rules.path(here) else self._user_paths(v, here)))
+            return _Pairs(items) if isinstance(value, _Pairs) else dict(items)
+        if isinstance(value, list):
+            out = []
+            for i, v in enumerate(value):
+                here = (*at, str(i))
+                out.append(self._secret_json(v) if self.rules.path(here) else self._user_paths(v, here))
+            return out
+        return value
+
     def fingerprint(self, value: str | bytes) -> str:
         if self._key is None:
             return UNKEYED
@@ -317,7 +395,7 @@ class Redactor:
         the caller knows no header value looks secret."""
         if value.startswith(REDACTED_PREFIX):
             return value  # redacted already (an import of an export)
-        if is_secret_header(name):
+        if self._secret_header(name):
             return self.fingerprint(value)
         if not check_value or not self.may_hold_secret(_utf8(value)):
             return value
@@ -338,7 +416,7 @@ class Redactor:
         return self.tokens(self._encoded_tokens(path))
 
     def _path_pair(self, m: re.Match) -> str:
-        if not is_secret_param(unquote_plus(m.group(1))) or m.group(2).startswith(REDACTED_PREFIX):
+        if not self._secret_param(unquote_plus(m.group(1))) or m.group(2).startswith(REDACTED_PREFIX):
             return m.group(0)
         return f";{m.group(1)}={self.fingerprint(unquote_plus(m.group(2)))}"
 
@@ -352,7 +430,7 @@ class Redactor:
         return self.tokens(self._encoded_tokens(self._form_pair.sub(self._form_field, form)))
 
     def _form_field(self, m: re.Match) -> str:
-        if not is_secret_param(unquote_plus(m.group(2))) or m.group(3).startswith(REDACTED_PREFIX):
+        if not self._secret_param(unquote_plus(m.group(2))) or m.group(3).startswith(REDACTED_PREFIX):
             return m.group(0)
         return f"{m.group(1)}{m.group(2)}={self.fingerprint(unquote_plus(m.group(3)))}"
 
@@ -361,7 +439,7 @@ class Redactor:
         A value that is not secret is not skipped: a name inside it ("a=1;token=x") still counts."""
         out, pos = [], 0
         for m in (names or self._param_name).finditer(text):
-            if m.start() < pos or not is_secret_param(unquote_plus(m.group(2))):
+            if m.start() < pos or not self._secret_param(unquote_plus(m.group(2))):
                 continue
             end = value.match(text, m.end()).end()
             secret = text[m.end() : end]
@@ -392,6 +470,8 @@ class Redactor:
         for starts, shape in _TOKEN_PASSES:
             if any(start in low for start in starts):
                 text = shape.sub(self._token, text)
+        if self.rules is not None and self.rules.patterns:
+            text = self._user_patterns(text)
         return text
 
     def _token(self, m: re.Match) -> str:
@@ -454,6 +534,8 @@ class Redactor:
                 # Mislabelled (ASCII text declared UTF-16 reads as CJK): read it as UTF-8 too.
                 codec, text = None, data.decode("utf-8", "surrogateescape")
         new = self._text_body(text, content_type)
+        if self.rules is not None and self.rules.patterns:
+            new = self._user_patterns(new)  # also where no pass above looks (JSON keys, numbers)
         if new == text:
             return None
         if codec is None:
@@ -501,6 +583,8 @@ class Redactor:
         try:
             doc = json.loads(text, object_pairs_hook=_object)
             redacted = self.json_value(doc)
+            if self.rules is not None and self.rules.paths:
+                redacted = self._user_paths(redacted, ())
         except (ValueError, RecursionError):
             return None
         if redacted == doc:
@@ -598,15 +682,15 @@ class Redactor:
     def json_value(self, value):
         if isinstance(value, dict):
             # {"name": "password", "value": "x"}: a header or field list written as objects
-            named = any(isinstance(value.get(k), str) and is_secret_header(value[k]) for k in _NAME_KEYS)
+            named = any(isinstance(value.get(k), str) and self._secret_header(value[k]) for k in _NAME_KEYS)
             items = [
-                (k, self._secret_json(v) if (is_secret_name(k) or (named and k in _VALUE_KEYS)) else self.json_value(v))
+                (k, self._secret_json(v) if (self._secret_key(k) or (named and k in _VALUE_KEYS)) else self.json_value(v))
                 for k, v in value.items()
             ]
             return _Pairs(items) if isinstance(value, _Pairs) else dict(items)
         if isinstance(value, list):
             # ["Authorization", "Bearer x"]: headers echoed as [name, value] pairs
-            if len(value) == 2 and isinstance(value[0], str) and is_secret_header(value[0]) and not isinstance(value[1], (dict, list)):
+            if len(value) == 2 and isinstance(value[0], str) and self._secret_header(value[0]) and not isinstance(value[1], (dict, list)):
                 return [value[0], self._secret_json(value[1])]
             return [self.json_value(v) for v in value]
         if isinstance(value, str) and len(value) > 4 and self.may_hold_secret(_utf8(value)):
@@ -631,7 +715,7 @@ class Redactor:
     def _json_pair_in_text(self, m: re.Match) -> str:
         if m.group(1) is None:
             return self._escaped_string(m.group())  # a plain string
-        if not is_secret_name(_unescaped(m.group(1))):
+        if not self._secret_name(_unescaped(m.group(1))):
             value = m.group(3)
             if value.startswith('"'):
                 return m.group()[: m.start(3) - m.start()] + self._escaped_string(value)
@@ -669,7 +753,7 @@ class Redactor:
             if (
                 name[:1].isascii() and (name[:1].isalpha() or name[:1] == "_")
                 and (at == 0 or text[at - 1] not in _NOT_BEFORE_NAME)
-                and (is_secret_name(name) or name.lower() in SECRET_HEADERS)
+                and (self._secret_name(name) or name.lower() in SECRET_HEADERS)
             ):  # fmt: skip
                 v = self._loose_value.match(text, i + 1)
             if v and v.group(1) and REDACTED_PREFIX not in v.group(1):
@@ -691,7 +775,7 @@ class Redactor:
         """Arrays and objects under a secret name, fingerprinted whole (to the text's end if cut off)."""
         out, pos = [], 0
         for m in self._json_container.finditer(text):
-            if m.start() < pos or m.group(1) is None or not is_secret_name(_unescaped(m.group(1))):
+            if m.start() < pos or m.group(1) is None or not self._secret_name(_unescaped(m.group(1))):
                 continue
             end = _container_end(text, m.end())
             out += [text[pos : m.end()], f'"{self.fingerprint(text[m.end() : end])}"']
@@ -724,7 +808,7 @@ class Redactor:
                     pieces[i] = self.text(piece)
                 continue
             name = _param_of(head, "content-disposition", "name")
-            if name is None or not is_secret_param(name):
+            if name is None or not self._secret_param(name):
                 new_head = self.text(head) if self.may_hold_secret(_utf8(head)) else head
                 if self.may_hold_secret(_utf8(value)):  # a JSON or form document in a part
                     value = self._unknown(value)

@@ -12,4 +12,5 @@ KNOWN_MIGRATIONS = (
     "m006_events_parsed_on_read",
     "m007_serve_match_keys",
     "m008_tags",
+    "m009_redact_rules",
 )

@@ -52,11 +52,34 @@ class BatchWriter:
         self._updates: list[tuple] = []
         self._reopen = False
         self._conn = open_database(path, create=True)
+        self._rules_version: int | None = None
+        self._follow_rules()
+
+    def _follow_rules(self) -> None:
+        """Take up the user's redaction rules (``repost redact add``) when they may have changed:
+        one PRAGMA per batch or idle tick; the rules are read again only after another
+        connection committed."""
+        from .redact_rules import data_version, user_rules
+
+        if self.redactor is None:  # --keep-secrets
+            return
+        try:
+            version = data_version(self._conn)
+            if version == self._rules_version:
+                return
+            rules = user_rules(self._conn)
+        except sqlite3.Error as e:
+            log.debug("repost: redaction rules not read: %s", e)
+            return
+        self._rules_version = version
+        if rules != self.redactor.rules:
+            self.redactor = self.redactor.with_rules(rules)
 
     def write(self, items) -> bool:
         """Convert and commit snapshots and error updates, with any backlog first.
 
         False when the database failed: the rows are kept for the next call."""
+        self._follow_rules()
         rows = self._unwritten
         for item in items:
             if isinstance(item, ErrorUpdate):
@@ -81,6 +104,7 @@ class BatchWriter:
         if self._unwritten:
             self.write([])
             return
+        self._follow_rules()
         if self.retain:
             self._prune(budget)
         try:
