@@ -67,6 +67,22 @@ class Answerer:
         self.summary = Summary()
 
     async def handle(self, request):
+        """One answer; a recording that went away meanwhile (deleted, pruned) or a store that
+        fails is a 502 that says so, never a traceback in the client's face."""
+        import sqlite3
+
+        from aiohttp import web
+
+        from .errors import StoreError
+
+        try:
+            return await self._answer(request)
+        except (StoreError, sqlite3.Error) as e:
+            self.summary.misses += 1
+            self._tell(Served(request.method, request.raw_path, None, 502, miss=f"the store failed: {e}"))
+            return web.json_response({"error": MISS_ERROR, "reason": f"the store failed: {e}", "closest": None}, status=502)
+
+    async def _answer(self, request):
         from aiohttp import web
 
         from .queries import get_flow

@@ -353,3 +353,17 @@ def test_from_a_browser_har_and_a_vcr_cassette(tmp_path, serving, counting_upstr
     answer = httpx.post(f"{played.url}/orders", json={"item": "pen"})
     assert answer.status_code == recorded.status_code and answer.json() == recorded.json()
     assert counting_upstream.count() == before
+
+
+def test_a_recording_deleted_while_serving_is_a_502_not_a_crash(tmp_path, serving):
+    from .helpers import repost
+
+    db = tmp_path / "r.db"
+    (i,) = store_flows(db, [post_flow("http://api.test/a", b"{}", JSON, 200, b'{"ok": 1}', JSON)])
+    s = serving("--db", db)
+    assert httpx.post(f"{s.url}/a", json={}).status_code == 200
+    assert repost("delete", str(i), "--db", str(db)).exit_code == 0
+    gone = httpx.post(f"{s.url}/a", json={})
+    assert gone.status_code == 502 and gone.json()["error"] == "no recording matches"
+    code, _, err = s.stop()
+    assert code == 0 and "Traceback" not in err
