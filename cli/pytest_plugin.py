@@ -101,6 +101,7 @@ class _Session:
         self.runner, self.port = self.call(self._start())
         self._proxy = None
         self.imported: dict[Path, Path] = {}
+        self.matchers: dict[tuple, object] = {}  # (database, options) -> Matcher, replay mode
 
     def call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
@@ -127,28 +128,44 @@ class _Session:
 
         async def load():
             from repost.store.answering import Answerer
-            from repost.store.database import open_database
-            from repost.store.forwarding import Forwarder
-            from repost.store.matching import Matcher
-            from repost.store.redact_rules import redactor_for
 
             await self._drop()
-            conn = open_database(db, create=forward is not None)
-            redactor = redactor_for(conn)
-            settings = dict(forward or {})
+            if forward is None:
+                matcher = self._replay_matcher(db, options)
+                matcher.reset()  # each test starts every sequence from its first recording
+                self.answerer = Answerer(matcher, speed=speed, on_served=on_served)
+                return
+            from repost.store.forwarding import Forwarder
+
+            matcher = _new_matcher(db, options, create=True)
+            settings = dict(forward)
             always = settings.pop("always", False)
-            forwarder = Forwarder(str(db), redactor, **settings) if forward is not None else None
-            self.answerer = Answerer(Matcher(conn, redactor, options), speed=speed, on_served=on_served, forwarder=forwarder)
+            forwarder = Forwarder(str(db), matcher.redactor, **settings)
+            self.answerer = Answerer(matcher, speed=speed, on_served=on_served, forwarder=forwarder)
             self.answerer.always_forward = always
 
         self.call(load())
 
+    def _replay_matcher(self, db: Path, options):
+        """One Matcher per fixture file and options for the whole session: opening the database and
+        loading the key and the redaction rules on every test was most of the fixture's per-test cost
+        (bench/plugin_overhead.py). Its caches follow the store's data_version, so a fixture database
+        changed meanwhile is read again."""
+        key = (db, repr(options))
+        if key not in self.matchers:
+            self.matchers[key] = _new_matcher(db, options, create=False)
+        return self.matchers[key]
+
     async def _drop(self):
-        if self.answerer is not None:
-            if self.answerer.forwarder is not None:
-                await self.answerer.forwarder.close()
-            self.answerer.matcher.conn.close()
-            self.answerer = None
+        answerer, self.answerer = self.answerer, None
+        if answerer is not None and answerer.forwarder is not None:  # record/auto: this test's own database
+            await answerer.forwarder.close()
+            answerer.matcher.conn.close()
+
+    async def _close_matchers(self):
+        for matcher in self.matchers.values():
+            matcher.conn.close()
+        self.matchers.clear()
 
     def release(self):
         self.call(self._drop())
@@ -181,9 +198,19 @@ class _Session:
                 proc.kill()
             log.close()
         self.call(self._drop())
+        self.call(self._close_matchers())
         self.call(self.runner.cleanup())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def _new_matcher(db: Path, options, *, create: bool):
+    from repost.store.database import open_database
+    from repost.store.matching import Matcher
+    from repost.store.redact_rules import redactor_for
+
+    conn = open_database(db, create=create)
+    return Matcher(conn, redactor_for(conn), options)
 
 
 def free_port() -> int:

@@ -1,5 +1,6 @@
 """The pytest plugin, tested with pytester: record, replay (network gone), misses, clients of every kind."""
 
+import json
 import shutil
 
 import pytest
@@ -130,3 +131,36 @@ def test_the_readme_example_records_then_replays(pytester):
         upstream.stop()
     pytester.makepyfile(test_orders=example.replace('"http://127.0.0.1:5000"', repr(upstream.url)))
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def _har_entry(i: int, answer: dict) -> dict:
+    return {
+        "startedDateTime": f"2000-01-01T00:00:00.{i:03d}Z", "time": 0, "timings": {"send": 0, "wait": 0, "receive": 0},
+        "request": {"method": "POST", "url": "http://api.test/orders", "httpVersion": "HTTP/1.1", "cookies": [],
+                    "headers": [{"name": "content-type", "value": "application/json"}], "queryString": [],
+                    "postData": {"mimeType": "application/json", "text": '{"item": "book"}'}, "headersSize": -1, "bodySize": -1},
+        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "cookies": [], "redirectURL": "",
+                     "headers": [{"name": "content-type", "value": "application/json"}],
+                     "content": {"mimeType": "application/json", "text": json.dumps(answer), "size": -1},
+                     "headersSize": -1, "bodySize": -1},
+        "cache": {},
+    }  # fmt: skip
+
+
+def test_every_test_starts_the_sequence_of_a_shared_fixture_file_again(pytester):
+    """The session keeps one Matcher per fixture file (per-test setup cost): the sequence state
+    must still start afresh for each test."""
+    har = {"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [_har_entry(i, {"n": i + 1}) for i in range(2)]}}
+    (pytester.path / "seq.har").write_text(json.dumps(har))
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile("""
+        import httpx, pytest
+
+        pytestmark = pytest.mark.repost("seq.har")
+
+        @pytest.mark.parametrize("run", range(3))
+        def test_sequence(repost, run):
+            answers = [httpx.post(f"{repost.url}/orders", json={"item": "book"}).json()["n"] for _ in range(2)]
+            assert answers == [1, 2]
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
