@@ -37,7 +37,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
-GEN_VERSION = 5  # bump when the generated data changes: cached databases are rebuilt
+GEN_VERSION = 6  # bump when the generated data changes: cached databases are rebuilt
 BATCH = 500
 SEED = 20261126
 PYCACHE = "/tmp/repost-bench-pycache"

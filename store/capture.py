@@ -24,6 +24,7 @@ COLUMNS = (
     "status", "reason", "response_http_version", "response_headers", "response_body",
     "response_content_encoding", "response_size", "response_sha256", "response_truncated",
     "response_redacted", "duration_ms", "error", "replay_of", "response_incomplete", "response_chunks",
+    "request_graphql",
 )  # fmt: skip
 INSERT_SQL = f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -183,7 +184,38 @@ def row_from_snapshot(snap: Snapshot, redactor: Redactor | None, max_body: int) 
         flow_id, iso_utc(started), method.decode(), url, scheme, host, port, path, query,
         http_version.decode(), req_headers, *req_body, ikey,
         *resp_part, duration, err[0] if err else None, replay_of, *stream_part,
+        _graphql_operation(method, req_body, req_ctype, query),
     )  # fmt: skip
+
+
+def _graphql_operation(method: bytes, req_body: tuple, content_type: str, query: str) -> str:
+    """The GraphQL operation a POST runs, decided once here (in the writer process) by
+    graphql-core, so that reading it (list's safety column) never imports the parser:
+    "query", "mutation", "subscription", "unknown" (GraphQL that cannot be told), "" (not GraphQL).
+    Most bodies say no at one bytes test."""
+    body, encoding = req_body[0], req_body[1]
+    if method.upper() != b"POST":
+        return ""
+    looks = "graphql" in content_type.lower() or "query=" in query or (body is not None and b"query" in body[:65536])
+    if not looks and not (encoding and body):
+        return ""
+    from .safety import graphql_operation
+
+    data = body
+    if encoding and body:
+        data = decode_content(bytes(body), encoding, partial_ok=True).data
+        if b"query" not in data[:65536] and "graphql" not in content_type.lower() and "query=" not in query:
+            return ""
+    op = graphql_operation(data[:65536] if data else data, content_type, query)
+    return op or ("unknown" if _graphql_shaped(data, content_type, query) else "")
+
+
+def _graphql_shaped(data, content_type: str, query: str) -> bool:
+    """Whether a request looks like GraphQL even though its operation could not be told (then it
+    must count as unsafe): a GraphQL media type, a query parameter, a JSON body with "query"."""
+    if "graphql" in content_type.lower() or "query=" in query:
+        return True
+    return bool(data) and b'"query"' in data[:65536]
 
 
 def _text_of_target(raw: bytes) -> str:

@@ -5,7 +5,7 @@ from collections import namedtuple
 from .bodies import decode_content, to_text
 from .headers import header, headers_of
 
-from .safety import classify
+from .safety import GRAPHQL_UNKNOWN, classify
 from .sizes import DEFAULT_MAX_BODY
 
 
@@ -92,13 +92,15 @@ def safety_of(row: dict, rules=(), new_idempotency_key: bool = False) -> str:
     """The safety class of a stored flow (its request's method, key, body and URL)."""
     headers = headers_of(row, "request")
     body = None
-    if row["request_body"] is not None and row["method"].upper() == "POST":
+    if row["request_body"] is not None and row["method"].upper() == "POST" and row.get("request_graphql") is None:
         body = decode_content(bytes(row["request_body"]), row["request_content_encoding"], partial_ok=True).data
     # Keyed only if a replay would repeat it: a body stored redacted is not the body the key was sent with.
     key = row["idempotency_key"] if not row["request_redacted"] else None
+    known = row.get("request_graphql")  # decided at capture; None for flows stored before
     return classify(
         row["method"], key, body=body, content_type=header(headers, "content-type"), url=row["url"],
         path=row["path"] or "", rules=rules, new_idempotency_key=new_idempotency_key, headers=headers,
+        graphql=(known or None) if known is not None else GRAPHQL_UNKNOWN,
     )  # fmt: skip
 
 
@@ -132,7 +134,9 @@ def _events_json(events: list[dict]) -> dict:
     return {"events": events, "events_cut": False}
 
 
-_INTERNAL = frozenset({"idempotency_key", "request_headers", "request_content_encoding", "request_body", "request_redacted"})
+_INTERNAL = frozenset({
+    "idempotency_key", "request_headers", "request_content_encoding", "request_body", "request_redacted", "request_graphql",
+})  # fmt: skip
 
 
 def summary_json(row: dict, rules=()) -> dict:

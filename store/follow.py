@@ -28,6 +28,6 @@ def flows_after(conn: sqlite3.Connection, selection, after: int, upto: int) -> l
     from .flowmodel import row_to_flow
 
     match = _compile_filter(selection.filter_expr)
-    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body", "request_redacted")
+    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body", "request_redacted", "request_graphql")
     rows = _dicts(conn.execute(f"SELECT * FROM flows{where} ORDER BY id", params))
     return [{k: r[k] for k in keep} for r in rows if match(row_to_flow(r))]

@@ -18,7 +18,7 @@ SUMMARY_COLUMNS = (
 # (a GraphQL query is safe). Capped, so a list never reads whole large bodies.
 SAFETY_COLUMNS = (
     "flows.request_headers", "flows.request_content_encoding", "substr(flows.request_body, 1, 65536) AS request_body",
-    "flows.request_redacted",
+    "flows.request_redacted", "flows.request_graphql",
 )  # fmt: skip
 
 
@@ -36,7 +36,7 @@ OLDEST_FIRST = "ORDER BY started_at, id"
 
 def list_flows(conn: sqlite3.Connection, selection=None, limit: int | None = 50) -> list[dict]:
     """Summaries of the selected flows, newest first."""
-    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body", "request_redacted")
+    keep = SUMMARY_COLUMNS + ("request_headers", "request_content_encoding", "request_body", "request_redacted", "request_graphql")
     _index_for(conn, selection)
     if selection is not None and selection.needs_bodies():
         return [{k: row[k] for k in keep} for row in select_full_flows(conn, selection, limit)]

@@ -26,6 +26,7 @@ METHOD_OVERRIDE_HEADERS = frozenset({"x-http-method-override", "x-http-method", 
 CLASSES = ("safe", "idempotent", "keyed", "unsafe")
 UNSAFE_REASON = "non-idempotent write; replaying may create a duplicate"
 
+GRAPHQL_UNKNOWN = object()  # classify(graphql=...): not decided yet, parse the body
 # A GraphQL document this long (in tokens) is refused rather than parsed: it is unsafe.
 _MAX_GRAPHQL_TOKENS = 20_000
 
@@ -130,6 +131,7 @@ def classify(
     new_idempotency_key: bool = False,
     headers=(),
     query_string: str | None = None,
+    graphql=GRAPHQL_UNKNOWN,
 ) -> str:
     """``safe``, ``idempotent``, ``keyed`` or ``unsafe`` for a request as it will be sent.
 
@@ -142,20 +144,23 @@ def classify(
         query_string = url.partition("?")[2]
     worst = "safe"
     for m in effective_methods(method, headers):
-        kind = _classify_method(m, idempotency_key, body, content_type, url, path, rules, new_idempotency_key, query_string)
+        kind = _classify_method(m, idempotency_key, body, content_type, url, path, rules, new_idempotency_key, query_string, graphql)
         worst = max(worst, kind, key=CLASSES.index)
     return worst
 
 
-def _classify_method(method, idempotency_key, body, content_type, url, path, rules, new_idempotency_key, query_string):
+def _classify_method(method, idempotency_key, body, content_type, url, path, rules, new_idempotency_key, query_string,
+                     graphql=GRAPHQL_UNKNOWN):  # fmt: skip
     if method in SAFE_METHODS:
         return "safe"
     if any(rule.matches(method, url, path) for rule in rules):
         return "safe"
     if method in IDEMPOTENT_METHODS:
         return "idempotent"
-    if method == "POST" and graphql_operation(body, content_type, query_string) == "query":
-        return "safe"
+    if method == "POST":
+        op = graphql_operation(body, content_type, query_string) if graphql is GRAPHQL_UNKNOWN else graphql
+        if op == "query":
+            return "safe"
     if method in KEYABLE_METHODS and idempotency_key and not new_idempotency_key:
         return "keyed"
     return "unsafe"

@@ -13,4 +13,5 @@ KNOWN_MIGRATIONS = (
     "m007_serve_match_keys",
     "m008_tags",
     "m009_redact_rules",
+    "m010_graphql_operation",
 )

@@ -206,3 +206,34 @@ def test_a_bad_edit_is_a_usage_error_or_names_the_flow(tmp_path, counting_upstre
     assert bad.exit_code == 1 and "neither JSON nor a form" in bad.output
     assert replay(db, i, "--body", "@/nonexistent/file").exit_code == 2
     assert counting_upstream.count() == 0
+
+
+def test_the_graphql_operation_is_decided_at_capture_so_list_never_imports_the_parser(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    db = tmp_path / "r.db"
+    q, m, p = store_flows(db, [
+        post_flow(url="http://api.test/graphql", body=b'{"query": "{ me { id } }"}', headers=JSON),
+        post_flow(url="http://api.test/graphql", body=b'{"query": "mutation { pay }"}', headers=JSON),
+        post_flow(url="http://api.test/graphql", body=b'{"extensions": {"persistedQuery": {}}, "query": null}', headers=JSON),
+    ])  # fmt: skip
+    stored = dict(sqlite3.connect(db).execute("SELECT id, request_graphql FROM flows").fetchall())
+    assert stored == {q: "query", m: "mutation", p: "unknown"}
+    code = (
+        "import sys, io, contextlib\n"
+        "from repost.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        f"        main(['list', '--json', '--db', {str(db)!r}])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('graphql' in sys.modules, out.getvalue().count('\"safe\"'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["False", "1"], result.stderr
+    # A flow stored before the column existed (NULL) is classified by parsing, as before.
+    sqlite3.connect(db, isolation_level=None).execute("UPDATE flows SET request_graphql = NULL")
+    assert {f["id"]: f["safety"] for f in list_json(db)} == {q: "safe", m: "unsafe", p: "unsafe"}
