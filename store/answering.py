@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from .headers import header
 from .matching import IncomingRequest, Matcher
 from .sse import is_stream_type
 
@@ -119,7 +120,7 @@ class Answerer:
             self.summary.redacted += 1
             outcome.redacted = True
         chunks = json.loads(flow["response_chunks"]) if flow["response_chunks"] else None
-        ctype = _first(flow["response_headers"], "content-type")
+        ctype = header(flow["response_headers"], "content-type")
         if chunks and is_stream_type(ctype):
             outcome.events = len(flow["events"])
             self._tell(outcome)
@@ -209,12 +210,6 @@ def _reason(reason: str | None) -> str | None:
         return None  # aiohttp then sends the standard phrase
     return reason
 
-
-def _first(headers: list, name: str) -> str | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 def _holds_redacted(flow: dict) -> bool:

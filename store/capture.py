@@ -196,16 +196,11 @@ def _graphql_operation(method: bytes, req_body: tuple, content_type: str, query:
     body, encoding = req_body[0], req_body[1]
     if method.upper() != b"POST":
         return ""
-    looks = "graphql" in content_type.lower() or "query=" in query or (body is not None and b"query" in body[:65536])
-    if not looks and not (encoding and body):
+    data = decode_content(bytes(body), encoding, partial_ok=True).data if encoding and body else body
+    if "graphql" not in content_type.lower() and "query=" not in query and not (data and b"query" in data[:65536]):
         return ""
     from .safety import graphql_operation
 
-    data = body
-    if encoding and body:
-        data = decode_content(bytes(body), encoding, partial_ok=True).data
-        if b"query" not in data[:65536] and "graphql" not in content_type.lower() and "query=" not in query:
-            return ""
     op = graphql_operation(data[:65536] if data else data, content_type, query)
     return op or ("unknown" if _graphql_shaped(data, content_type, query) else "")
 

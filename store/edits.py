@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qsl, urlencode
 
 from .bodies import decode_content
+from .headers import header
 
 
 class EditError(ValueError):
@@ -49,7 +50,7 @@ def apply_edits(target: str, headers: list, body: bytes, encoding: str | None, e
             if decoded.note:
                 raise EditError(f"cannot edit the body: {decoded.note}")
             body = decoded.data
-        body = _edit_body(body, _header(headers, "content-type") or "", body_edits)
+        body = _edit_body(body, header(headers, "content-type") or "", body_edits)
         body_changed = True
     if body_changed and encoding:
         headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
@@ -110,9 +111,3 @@ def _set_query(query: str, name: str, value: str) -> str:
 def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
-
-def _header(headers: list, name: str) -> str | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None

@@ -8,15 +8,10 @@ from dataclasses import dataclass
 
 from .addresses import authority
 from .capture import make_snapshot
+from .headers import header
+from .outgoing import NOT_COPIED
 from .safety import UNSAFE_REASON, classify
 from .sizes import DEFAULT_MAX_BODY
-
-# Hop-by-hop, or set by the client for its own connection: never forwarded as they came.
-_NOT_FORWARDED = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
-    "upgrade", "trailer",
-})  # fmt: skip
-
 
 @dataclass
 class Forwarded:
@@ -37,9 +32,9 @@ class Forwarder:
         self._session = None
 
     async def forward(self, req) -> Forwarded:
-        headers = [(k, v) for k, v in req.headers if k.lower() not in _NOT_FORWARDED]
-        key = next((v for k, v in headers if k.lower() == "idempotency-key"), None)
-        ctype = next((v for k, v in headers if k.lower() == "content-type"), None)
+        # Hop-by-hop, set by the client for its own connection, or the proxy's credentials: never sent on.
+        headers = [(k, v) for k, v in req.headers if k.lower() not in NOT_COPIED]
+        key, ctype = header(headers, "idempotency-key"), header(headers, "content-type")
         path = req.target.split("?", 1)[0]
         safety = classify(req.method, key, body=req.body, content_type=ctype, url=req.target, path=path,
                           rules=self.rules, headers=headers)  # fmt: skip

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
-from .queries import headers_of
+from .headers import headers_of
 from .redact import REDACTED_PREFIX
 
 # Set by the client for the connection it makes, or hop-by-hop: never copied.
