@@ -294,3 +294,56 @@ def test_flows_indexed_while_a_delete_works_out_their_text_leave_the_index_too(t
     assert fts_ok(db)
     raw = sqlite3.connect(db)
     assert [r[0] for r in raw.execute("SELECT rowid FROM flows_fts WHERE flows_fts MATCH 'plum' ORDER BY rowid")] == ids[3:]
+
+
+def test_a_space_step_hands_back_as_many_pages_as_it_says(tmp_path):
+    """``PRAGMA incremental_vacuum(N)`` frees one page per step of its statement: run with
+    ``execute`` it freed one page, so ``record --retain``'s idle step gave back 4 pages
+    where it meant 1,024, and a whole prune's space went back a transaction per page."""
+    from repost.store import care
+    from repost.store.database import open_database
+
+    db = tmp_path / "r.db"
+    store_flows(db, flows(400))
+    conn = open_database(str(db))
+    assert care.delete_flows(conn, ids_in(db)[:300]) == 300
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    assert free > 2, free
+    care.give_back_space(conn, max_pages=2)  # one step of VACUUM_STEP_PAGES
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == max(0, free - care.VACUUM_STEP_PAGES)
+
+
+def test_back_to_back_transactions_leave_a_waiting_writer_a_gap(tmp_path):
+    """Between two of its transactions a delete pauses, so a writer's busy handler (which
+    sleeps up to 100 ms between tries) gets the lock: a writer blocked behind a batch
+    commits before the next batch starts."""
+    import threading
+
+    from repost.store import care
+    from repost.store.database import open_database
+
+    db = tmp_path / "r.db"
+    store_flows(db, flows(50))
+    conn = open_database(str(db))
+    other = open_database(str(db))
+    order = []
+    waited = threading.Event()
+
+    def writer():
+        waited.set()
+        other.execute("INSERT INTO tags (flow, name) VALUES (1, 'w')")  # waits for the lock
+        other.commit()
+        order.append("writer")
+
+    conn.execute("BEGIN IMMEDIATE")
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert waited.wait(5)
+    time.sleep(0.4)  # the writer's busy handler is now polling 100 ms apart
+    conn.commit()
+    care._let_others_write(held=0.4)
+    conn.execute("BEGIN IMMEDIATE")
+    order.append("next batch")
+    conn.commit()
+    thread.join(5)
+    assert order == ["writer", "next batch"]
