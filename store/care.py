@@ -130,6 +130,12 @@ def delete_flows(conn: sqlite3.Connection, ids: list[int], batch: int = BATCH, o
                 elif held > HOLD_SECONDS:
                     batch = max(int(batch * HOLD_SECONDS / held), MIN_BATCH)
                 chunk = after
+                # The batch's pages are copied into the file now and the log started
+                # again: with a recorder committing between batches the log is never wholly
+                # copied when a transaction begins, so SQLite never restarts it on its own
+                # (measured: 2.4 GB of log after 30,000 of 1,000,000 flows, every read
+                # slower, and a final checkpoint that held the recorder 3.7 s).
+                _checkpoint(conn)
                 if chunk is not None:
                     _let_others_write(held)
     finally:
