@@ -14,7 +14,7 @@ from aiohttp import web
 
 from repost.store.errors import FlowNotFound, StoreError
 
-from .ui_server import PUSH_INTERVAL, RASTER_IMAGES, json_response, parse_limit, parse_selection
+from .ui_parse import PUSH_INTERVAL, RASTER_IMAGES, json_response, parse_limit, parse_selection
 
 
 def routes() -> list:

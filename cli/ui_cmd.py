@@ -44,7 +44,8 @@ def ui(db_path, listen_host, listen_port, allow_hosts, open_browser):
 
     from repost.store.database import open_database
 
-    from .ui_server import allowed_hosts, make_app
+    from .ui_parse import allowed_hosts
+    from .ui_server import make_app
 
     open_database(db_path, create=True).close()  # it can start before `repost record` does
     if not _loopback(listen_host):
