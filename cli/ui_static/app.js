@@ -144,7 +144,8 @@ async function loadPage() {
     tbody.append(fragment);
     if (body.length < PAGE) {
       state.done = true;
-      $("list-end").textContent = state.rows.length ? `${state.rows.length} flows` : "no flows match";
+      const n = state.rows.length;
+      $("list-end").textContent = n ? `${n} flow${n === 1 ? "" : "s"}` : "no flows match";
     }
     document.body.dataset.listReady = String(state.rows.length);
   } catch (e) {
@@ -293,8 +294,8 @@ function timeline(flow, assembled) {
   }
   const rows = events.map((e) => el("tr", null,
     el("td", { class: "t", text: `+${Math.round(e.t_ms || 0)} ms` }),
-    el("td", { text: e.event || "message" }),
-    el("td", { text: e.data })));
+    el("td", { class: "name", text: e.event || "message" }),
+    el("td", { class: "data", text: e.data })));
   const left = el("div", null, el("h3", { text: `stream: ${events.length} events over ${Math.round(last)} ms` }), axis,
     el("table", { class: "events" }, ...rows), flow.events_cut ? el("p", { class: "note", text: "more events, cut off" }) : null);
   const right = el("div", null, el("h3", { text: "assembled" }), el("pre", { class: "assembled", text: assembled ?? "(no text of a known API)" }));
@@ -515,10 +516,16 @@ function start() {
   $("replay-recheck").addEventListener("click", checkReplay);
   $("replay-close").addEventListener("click", () => $("replay-dialog").close());
   document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", route);
   applyFilters();
-  const route = location.hash.slice(1).split("/");
-  if (route[0] === "flow" && route[1]) openFlow(route[1]);
-  else if (route[0] === "compare") showCompare(route[1] || "", route[2] || "");
+  route();
+}
+
+// #flow/12 and #compare/3/4: a view can be bookmarked or sent back to with the history.
+function route() {
+  const [view, a, b] = location.hash.slice(1).split("/");
+  if (view === "flow" && /^\d+$/.test(a || "")) openFlow(a, { noHash: true });
+  else if (view === "compare") showCompare(/^\d+$/.test(a || "") ? a : "", /^\d+$/.test(b || "") ? b : "");
 }
 
 start();
