@@ -108,6 +108,8 @@ def measure(db: Path, runs: int, log) -> dict:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for run in range(runs + 1):  # the first run warms up (page cache, bytecode): not counted
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.on("framenavigated", lambda f: log(f"    nav {f.url}"))
+                page.on("console", lambda m: log(f"    console {m.text}"))
                 t0 = time.perf_counter()
                 page.goto(url)
                 page.wait_for_function("() => document.querySelectorAll('#rows tr.flow').length >= 50", polling="raf")
@@ -121,7 +123,11 @@ def measure(db: Path, runs: int, log) -> dict:
                 writer.write([snap])
                 committed = time.time() * 1000
                 writer.close()
-                page.wait_for_function("() => Object.keys(window.__seen).length > 0", polling="raf", timeout=10_000)
+                try:
+                    page.wait_for_function("() => Object.keys(window.__seen).length > 0", polling="raf", timeout=10_000)
+                except Exception:
+                    state = page.evaluate("() => [document.body.dataset.pushed, document.querySelector('#live').className, document.querySelector('#rows tr').dataset.id]")
+                    raise RuntimeError(f"the new flow did not appear in the page within 10 s: {state}") from None
                 push = page.evaluate("() => Object.values(window.__seen)[0]") - committed
                 page.close()
                 if run:

@@ -217,6 +217,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     upto = await store.run(_newest)
+    # A browser that reconnects says what it saw last (the id of each event): what landed
+    # while it was away is sent, not lost.
+    seen = request.headers.get("Last-Event-ID", "")
+    if seen.isdigit() and int(seen) < upto:
+        upto = int(seen)
     await response.write(b": ready\n\n")
     quiet = 0.0
     try:
@@ -229,7 +234,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 rows = await store.run(_new_flows, selection, upto, newest)
                 upto = newest
                 if rows:
-                    await response.write(f"event: flows\ndata: {json.dumps(rows, ensure_ascii=False)}\n\n".encode())
+                    await response.write(f"id: {newest}\nevent: flows\ndata: {json.dumps(rows, ensure_ascii=False)}\n\n".encode())
                     quiet = 0.0
                     continue
             quiet += PUSH_INTERVAL

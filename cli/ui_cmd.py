@@ -65,7 +65,8 @@ def ui(db_path, listen_host, listen_port, allow_hosts, open_browser):
     url = f"http://{shown_host}:{port}/?token={token}"
 
     async def run() -> None:
-        runner = web.AppRunner(app, access_log=None)
+        # Open pages hold an event stream each: Ctrl-C should not wait a minute for them.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         click.echo(f"repost: ui for {db_path} at {url}")

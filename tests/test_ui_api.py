@@ -174,10 +174,18 @@ def test_new_flows_are_pushed_as_they_land(served, tmp_path):
         lines = (line for line in events.iter_lines() if line)
         assert next(lines) == ": ready"
         store_flows(db, [post_flow(url="http://127.0.0.1:9/elsewhere"), post_flow(url="http://127.0.0.1:9/pushed")])
+        assert next(lines).startswith("id: ")
         assert next(lines) == "event: flows"
         pushed = json.loads(next(lines).removeprefix("data: "))
     assert [f["path"] for f in pushed] == ["/pushed"]  # the filter holds for pushed flows too
     assert pushed[0].keys() == json.loads(repost("list", "--db", str(db), "--json", "--limit", "1").output)[0].keys()
+    # A browser that reconnects sends the last event id it saw: what landed meanwhile comes first.
+    missed = store_flows(db, [post_flow(url="http://127.0.0.1:9/pushed")])
+    with server.client() as c, c.stream("GET", "/api/events", params={"path": "/pushed"}, headers={"Last-Event-ID": str(missed[0] - 1)}) as events:
+        lines = (line for line in events.iter_lines() if line and not line.startswith(":"))
+        assert next(lines) == f"id: {missed[0]}"
+        assert next(lines) == "event: flows"
+        assert [f["id"] for f in json.loads(next(lines).removeprefix("data: "))] == missed
 
 
 # -- replay: consent, and nothing from another site ---------------------------------------------
