@@ -14,6 +14,7 @@ const state = {
   done: false,
   events: null,      // the EventSource for pushed flows
   generation: 0,     // bumps on each new filter: late pages of an old one are dropped
+  prefetched: null,  // {generation, cursor, promise}: the page after the last row, asked for ahead
 };
 
 const $ = (id) => document.getElementById(id);
@@ -123,15 +124,33 @@ function listQuery(extra) {
   return q.toString();
 }
 
+function cursorAfter(row) {
+  return row ? `${row.started_at},${row.id}` : "";
+}
+
+function fetchPage(cursor) {
+  const extra = { limit: PAGE };
+  if (cursor) extra.before = cursor;
+  return api(`/api/flows?${listQuery(extra)}`).then((r) => r.body);
+}
+
+// The next page is fetched as soon as one is shown, so scrolling to the end only draws it.
+function prefetch() {
+  const cursor = cursorAfter(state.rows[state.rows.length - 1]);
+  const promise = fetchPage(cursor);
+  promise.catch(() => {}); // a failure shows when the page is asked for
+  state.prefetched = { generation: state.generation, cursor, promise };
+}
+
 async function loadPage() {
   if (state.loading || state.done) return;
   state.loading = true;
   const generation = state.generation;
-  const last = state.rows[state.rows.length - 1];
-  const extra = { limit: PAGE };
-  if (last) extra.before = `${last.started_at},${last.id}`;
+  const cursor = cursorAfter(state.rows[state.rows.length - 1]);
+  const ready = state.prefetched;
+  state.prefetched = null;
   try {
-    const { body } = await api(`/api/flows?${listQuery(extra)}`);
+    const body = await (ready && ready.generation === generation && ready.cursor === cursor ? ready.promise : fetchPage(cursor));
     if (generation !== state.generation) return;
     const tbody = $("rows");
     const fragment = document.createDocumentFragment();
@@ -146,7 +165,10 @@ async function loadPage() {
       state.done = true;
       const n = state.rows.length;
       $("list-end").textContent = n ? `${n} flow${n === 1 ? "" : "s"}` : "no flows match";
+    } else {
+      prefetch();
     }
+    if (!document.body.dataset.listReady) performance.mark("repost:first-page");
     document.body.dataset.listReady = String(state.rows.length);
   } catch (e) {
     showError(e.message);
@@ -172,6 +194,7 @@ function applyFilters() {
   state.byId = new Map();
   state.done = false;
   state.loading = false;
+  state.prefetched = null;
   $("rows").replaceChildren();
   $("list-end").textContent = "";
   showError("");
