@@ -112,7 +112,10 @@ def measure(db: Path, runs: int, log) -> dict:
                 page.goto(url)
                 page.wait_for_function("() => document.querySelectorAll('#rows tr.flow').length >= 50", polling="raf")
                 # From the navigation's start (the token URL, its redirect included) to the rows drawn.
-                first = page.evaluate("() => performance.getEntriesByName('repost:first-page')[0].startTime")
+                first, data = page.evaluate(
+                    "() => ['repost:first-page', 'repost:first-page-data'].map(n => performance.getEntriesByName(n)[0].startTime)"
+                )  # fmt: skip
+                results.setdefault("first_page_data", []).append(data) if run else None
                 page.wait_for_selector("#live.on")
                 next_ms = page.evaluate(NEXT_PAGE_JS)
                 detail = page.evaluate(DETAIL_JS, 10 + run)
@@ -137,8 +140,11 @@ def measure(db: Path, runs: int, log) -> dict:
     finally:
         proc.terminate()
         proc.wait(10)
-    return {k: {"median_ms": round(statistics.median(v), 1), "max_ms": round(max(v), 1), "target_ms": TARGETS_MS[k],
-                "ok": statistics.median(v) < TARGETS_MS[k]} for k, v in results.items()}  # fmt: skip
+    summary = {k: {"median_ms": round(statistics.median(v), 1), "max_ms": round(max(v), 1), "target_ms": TARGETS_MS[k],
+                   "ok": statistics.median(v) < TARGETS_MS[k]} for k, v in results.items() if k in TARGETS_MS}  # fmt: skip
+    # Where the first page's time goes: its rows' data in hand (the rest is drawing them).
+    summary["first_page_data_ms"] = round(statistics.median(results["first_page_data"]), 1)
+    return summary
 
 
 def main(argv=None) -> int:
@@ -176,6 +182,7 @@ def main(argv=None) -> int:
         for key in TARGETS_MS:
             s = summary[key]
             log(f"{key:>10}: median {s['median_ms']:7.1f} ms (max {s['max_ms']:.1f}; target < {s['target_ms']} ms) {'ok' if s['ok'] else 'MISSED'}")
+        log(f"(first page: its data in hand after {summary['first_page_data_ms']:.1f} ms, median)")
     missed = [k for k in TARGETS_MS if not summary[k]["ok"]]
     return 1 if args.check and missed else 0
 

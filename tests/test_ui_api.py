@@ -161,7 +161,7 @@ def test_export_writes_the_selection_as_a_download(served):
         assert c.get("/api/export", params={"format": "pdf"}).status_code == 400
 
 
-def test_a_snippet_is_shows_own_text(served):
+def test_copy_as_curl_is_shows_own_output(served):
     db, server = served
     with server.client() as c:
         got = c.get("/api/flows/3/as/curl").json()

@@ -152,6 +152,7 @@ async function loadPage() {
   try {
     const body = await (ready && ready.generation === generation && ready.cursor === cursor ? ready.promise : fetchPage(cursor));
     if (generation !== state.generation) return;
+    if (!document.body.dataset.listReady) performance.mark("repost:first-page-data");
     const tbody = $("rows");
     const fragment = document.createDocumentFragment();
     for (const flow of body) {
