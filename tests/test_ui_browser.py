@@ -21,6 +21,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
+pytest.importorskip("playwright", reason="Playwright's Python package is in the test extra: pip install -e '.[test]'")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 JSON = {"content-type": "application/json"}
 
