@@ -227,6 +227,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         while True:
             await asyncio.sleep(PUSH_INTERVAL)
+            if request.transport is None or request.transport.is_closing():
+                break  # the page went away: stop polling for it
             newest = await store.run(_newest)
             if newest < upto:  # the newest flows were deleted: their ids come again
                 upto = newest
