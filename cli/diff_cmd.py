@@ -46,14 +46,9 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
 
     from repost.store.diff import Ignores, diff_flows
 
-    if only_request and only_response:
-        sides = ("request", "response")
-    elif only_request:
-        sides = ("request",)
-    elif only_response:
-        sides = ("response",)
-    else:
-        sides = ("request", "response")
+    from repost.store.views import diff_document, diff_sides
+
+    sides = diff_sides(only_request, only_response)
     try:
         conn = open_database(db_path)
         fa, fb = get_flow(conn, a), get_flow(conn, b)
@@ -63,7 +58,7 @@ def diff(a, b, db_path, ignores, only_request, only_response, all_headers, as_js
     if as_json:
         from .terminal import write_json
 
-        write_json({"equal": not differences, "differences": [d.as_json() for d in differences]})
+        write_json(diff_document(differences))
     else:
         print_differences(a, b, differences)
     if differences:

@@ -35,22 +35,15 @@ def list_flows(db_path, selection, limit, follow, as_json):
     --follow prints flows as they are recorded, like tail -f, with the same
     filters (--limit counts only the flows shown first); Ctrl-C ends it.
     """
-    from repost.store.queries import list_flows as query
-
-    from repost.store.flowview import summary_json
-
     conn = _open(db_path)
     if follow:
         from .follow import follow_flows
 
         follow_flows(conn, selection, limit, as_json)
         return
-    from repost.store.rules import READ_ONLY, get_rules
+    from repost.store.views import list_document
 
-    rules = get_rules(conn, READ_ONLY)
-    from repost.store.tags import attach_tags
-
-    rows = [summary_json(r, rules) for r in attach_tags(conn, query(conn, selection, limit))]
+    rows = list_document(conn, selection, limit)  # the very rows `repost ui`'s /api/flows serves
     if as_json:
         from .terminal import write_json
 

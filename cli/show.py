@@ -8,16 +8,11 @@ from .options import db_option, json_option
 def load_flow(db_path: str, flow_id: int) -> tuple[dict, list[dict], list]:
     """The flow, its replays and the read-only rules (for its safety class)."""
     from repost.store.database import open_database
-    from repost.store.queries import get_flow, replays_of
-    from repost.store.rules import READ_ONLY, get_rules
+    from repost.store.views import load_flow as load
 
     conn = open_database(db_path)
     try:
-        from repost.store.tags import tags_of
-
-        flow = get_flow(conn, flow_id)
-        flow["tags"] = tags_of(conn, [flow_id]).get(flow_id, [])
-        return flow, replays_of(conn, flow_id), get_rules(conn, READ_ONLY)
+        return load(conn, flow_id)
     finally:
         conn.close()
 

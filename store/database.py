@@ -88,14 +88,39 @@ def _create_private_file(path: str) -> None:
 
 
 def _check_header(path: str) -> None:
-    with open(path, "rb") as f:
-        head = f.read(100)
+    head = _read_header(path)
     if len(head) == 0:
         return  # a file we just created
     if not head.startswith(SQLITE_MAGIC):
         raise NotARepostDatabase(f"{path} is not a SQLite database (wrong header); left untouched")
     if len(head) < 100:
         raise CorruptDatabase(f"{path} is a truncated SQLite file; left untouched")
+
+
+# path -> a descriptor of the file, kept open for the life of the process (see _read_header).
+_HEADER_FDS: dict[str, int] = {}
+
+
+def _read_header(path: str) -> bytes:
+    """The file's first 100 bytes, read through a descriptor this process never closes.
+
+    Closing any descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's included (SQLite guards only its own descriptors). A second open_database
+    in a process that holds a connection (repost ui, a replay that stores what it sent)
+    would drop that connection's shared lock; another process closing the database
+    would then believe itself the last user, checkpoint and delete the WAL under it,
+    and the connection would never see a commit again.
+    """
+    fd = _HEADER_FDS.get(path)
+    if fd is not None:
+        held, now = os.fstat(fd), os.stat(path)
+        if (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
+            os.close(fd)  # the path names another file now; that descriptor's locks were the old file's
+            fd = None
+    if fd is None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        _HEADER_FDS[path] = fd
+    return os.pread(fd, 100, 0)
 
 
 def _inspect(path: str) -> str:

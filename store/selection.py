@@ -57,6 +57,9 @@ class Selection:
     # leave them out unless --include-replays, or named by id.
     include_replays: bool = True
     tags: list[str] = field(default_factory=list)  # every one of them
+    # A keyset cursor, (started_at, id): only flows older than it in list's order (newest
+    # first, the id breaking ties). The UI's next page; never an OFFSET.
+    before: tuple[str, int] | None = None
     _terms: object = field(default=None, init=False, repr=False, compare=False)
 
     def narrows(self) -> bool:
@@ -125,6 +128,9 @@ class Selection:
         if self.methods:
             clauses.append(f"method IN ({', '.join('?' * len(self.methods))})")
             params += [m.upper() for m in self.methods]
+        if self.before is not None:
+            clauses.append("(started_at < ? OR (started_at = ? AND id < ?))")
+            params += [self.before[0], self.before[0], self.before[1]]
         for name in self.tags:
             clauses.append("id IN (SELECT flow FROM tags WHERE name = ?)")
             params.append(name)
