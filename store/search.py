@@ -46,7 +46,13 @@ def index_pending(conn: sqlite3.Connection, batch: int = 2000, limit: int | None
 
     def write(conn, rows: list) -> int:
         docs = [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows]
-        conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
+        if conn.__class__ is sqlite3.Connection:
+            conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
+        else:  # PostgreSQL: the same words, as SQLite's tokenizer finds them, in a tsvector
+            conn.executemany(
+                "INSERT INTO flows_fts (id, words) VALUES (?, array_to_tsvector(?::text[])) ON CONFLICT DO NOTHING",
+                [(i, lexemes(request, response)) for i, request, response in docs],
+            )
         return rows[-1][0]
 
     return catch_up(conn, META_KEY, read, write, batch, limit)
@@ -85,6 +91,33 @@ def tokens(text: str) -> list[str]:
         conn.execute("DELETE FROM words")
         conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
         found = [r[0] for r in conn.execute("SELECT term FROM words_seen WHERE doc = 1 ORDER BY offset")]
+        conn.execute("DELETE FROM words")
+    return found
+
+
+# PostgreSQL's limits: a lexeme under 2 KB, a tsvector under 1 MB (of distinct words).
+MAX_LEXEME_BYTES = 2046
+MAX_LEXEMES_BYTES = 900_000
+
+
+def lexemes(*texts: str) -> list[str]:
+    """The distinct words of ``texts`` as the index holds them (PostgreSQL's flows_fts)."""
+    words, size = [], 0
+    for word in dict.fromkeys(t for text in texts if text for t in _distinct_tokens(text)):
+        n = len(word.encode("utf-8", "replace")) + 8
+        if n - 8 > MAX_LEXEME_BYTES or size + n > MAX_LEXEMES_BYTES:
+            continue
+        words.append(word)
+        size += n
+    return words
+
+
+def _distinct_tokens(text: str) -> list[str]:
+    conn = _scratch_db()
+    with conn:
+        conn.execute("DELETE FROM words")
+        conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
+        found = [r[0] for r in conn.execute("SELECT DISTINCT term FROM words_seen WHERE doc = 1")]
         conn.execute("DELETE FROM words")
     return found
 
