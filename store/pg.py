@@ -20,17 +20,13 @@ work unchanged: a server that goes away is an ``OperationalError``, as a full di
 import re
 import sqlite3
 
-from .errors import StoreError
+from .errors import MissingDriver, StoreError
 
 URL_PREFIXES = ("postgresql://", "postgres://")
 MISSING_DRIVER = "PostgreSQL support needs psycopg: pip install 'repost[postgres]'"
 
 # How long a command waits for the server before saying it cannot reach it.
 CONNECT_TIMEOUT_S = 10
-
-
-class MissingDriver(StoreError):
-    """A postgresql:// URL, and psycopg is not installed."""
 
 
 def is_url(path) -> bool:
@@ -136,7 +132,8 @@ def translate(sql: str) -> str:
     if sql.startswith("INSERT INTO flows (") and "VALUES" in sql:
         sql += " ON CONFLICT (flow_id) DO NOTHING"
     # Placeholders, and a literal % (psycopg's own placeholder character), outside string literals.
-    return _TOKEN.sub(lambda m: "%s" if m[0] == "?" else "%%" if m[0] == "%" else m[0], sql)
+    # Always run with a parameter list, so psycopg reads every statement's % the same way.
+    return _TOKEN.sub(lambda m: "%s" if m[0] == "?" else m[0].replace("%", "%%"), sql)
 
 
 class PgCursor:
@@ -246,7 +243,7 @@ class PgConnection:
                 self._begin()
             pg = self._pg(sql)
             returning = _INSERT_ID.match(pg) is not None
-            cur = self._conn.execute(pg + " RETURNING id" if returning else pg, list(params) or None)
+            cur = self._conn.execute(pg + " RETURNING id" if returning else pg, list(params))
             if returning:
                 row = cur.fetchone()
                 return PgCursor(cur, row[0] if row else None)

@@ -1,0 +1,304 @@
+"""PostgreSQL as the store (``--db postgresql://...``): the same commands, the same output.
+
+Runs against a throw-away cluster (tests/pgcluster.py) or $REPOST_TEST_PG_URL; skips, saying
+why, where neither can be had. The store and CLI tests run each case on both backends and
+compare; the recording tests go through the real proxy into PostgreSQL.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+import uuid
+
+import httpx
+import pytest
+
+from .helpers import list_json, post_flow, repost, show_json, store_flows, wait_for
+
+# -- without a server --------------------------------------------------------------------------
+
+
+def test_migrations_are_numbered_as_sqlites():
+    from repost.store.pg_schema import MIGRATIONS
+    from repost.store.schema import KNOWN_MIGRATIONS
+
+    assert tuple(MIGRATIONS) == KNOWN_MIGRATIONS
+
+
+def test_sqlite_statements_are_translated_in_one_place():
+    from repost.store.pg import translate
+
+    assert translate("SELECT id FROM flows WHERE id > ? AND url LIKE '%?%' LIMIT ?") == (
+        "SELECT id FROM flows WHERE id > %s AND url LIKE '%%?%%' LIMIT %s"
+    )
+    assert translate("SELECT id FROM flows INDEXED BY idx_flows_started_at WHERE started_at > ?") == (
+        "SELECT id FROM flows WHERE started_at > %s"
+    )
+    assert "ON CONFLICT DO NOTHING" in translate("INSERT OR IGNORE INTO tags (flow, name) VALUES (?, ?)")
+    assert translate("SELECT 1 FROM flows WHERE host GLOB ?") == "SELECT 1 FROM flows WHERE host ~ repost_glob(%s)"
+
+
+def test_without_psycopg_a_postgresql_url_says_what_to_install():
+    # psycopg made unimportable, as in an install without the extra.
+    code = "import sys; sys.modules['psycopg'] = None; from repost.cli.main import main; main()"
+    for args in (["list"], ["show", "1"], ["record", "--listen-port", "0"]):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *args, "--db", "postgresql://me@127.0.0.1/flows"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == "repost: PostgreSQL support needs psycopg: pip install 'repost[postgres]'\n"
+        assert result.stdout == ""
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_without_the_password():
+    pytest.importorskip("psycopg")
+    from .helpers import free_port
+
+    url = f"postgresql://me:s3cret@127.0.0.1:{free_port()}/flows"
+    result = subprocess.run([sys.executable, "-m", "repost.cli", "list", "--db", url], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: cannot connect to postgresql://me:***@127.0.0.1:")
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+# -- the store and the read commands, on both backends ---------------------------------------
+
+
+@pytest.fixture
+def both(tmp_path, pg_url):
+    """The same flows stored in a SQLite file and in PostgreSQL: {backend: db}."""
+    flows = [
+        post_flow("http://api.test/orders", body=b'{"item": "book", "note": "zanzibar quokka"}', status=201,
+                  response_body=b'{"id": 7, "state": "new"}', headers={"content-type": "application/json"}),
+        post_flow("http://shop.test/cart/1?x=1", body=b"\x00\xffbinary\x00", status=404, response_body=b"nope"),
+        post_flow("http://api.test/search", body=b"q=it's+access_token", status=200,
+                  headers={"content-type": "application/x-www-form-urlencoded", "authorization": "Bearer abc.def"}),
+        post_flow("http://api.test/orders", body=b'{"item": "pen"}', status=500, response_body=b"oops \xe2\x82\xac"),
+    ]  # fmt: skip
+    dbs = {"sqlite": str(tmp_path / "r.db"), "postgresql": pg_url}
+    for db in dbs.values():
+        store_flows(db, flows)
+    return dbs
+
+
+READS = [
+    ("list",),
+    ("list", "--host", "api.*"),
+    ("list", "--path", "/orders"),
+    ("list", "--status", "4xx,5xx"),
+    ("list", "--method", "POST", "--limit", "2"),
+    ("list", "--search", "quokka"),
+    ("list", "--search", "access_token"),
+    ("list", "--search", "nothing-like-it"),
+    ("list", "--filter", "~bq book"),
+    ("list", "--json"),
+    ("show", "1"),
+    ("show", "1", "--json"),
+    ("show", "2", "--json"),
+    ("show", "3", "--as", "curl"),
+    ("show", "99"),
+    ("diff", "1", "4"),
+    ("export", "--format", "har"),
+    ("export", "--format", "curl", "--path", "/orders"),
+]
+
+
+@pytest.mark.parametrize("args", READS, ids=[" ".join(a) for a in READS])
+def test_reads_print_the_same_from_both_backends(both, args):
+    out = {}
+    for backend, db in both.items():
+        result = repost(*args, "--db", db)
+        out[backend] = (result.exit_code, result.output)
+    assert out["postgresql"] == out["sqlite"]
+    assert out["sqlite"][0] in (0, 1, 2)
+
+
+def test_writes_then_reads_agree_on_both_backends(both):
+    for db in both.values():
+        assert repost("tag", "1", "2", "checkout", "--db", db).exit_code == 0
+        assert repost("untag", "2", "checkout", "--db", db).exit_code == 0
+        assert repost("rules", "add", "--read-only", "POST */search", "--db", db).exit_code == 0
+        assert repost("redact", "add", "--header", "X-Internal-Token", "--db", db).exit_code == 0
+    out = {}
+    for backend, db in both.items():
+        listed = list_json(db, "--tag", "checkout")
+        rules = repost("rules", "list", "--json", "--db", db).output
+        rules = [{k: v for k, v in r.items() if k != "created_at"} for r in json.loads(rules)]
+        out[backend] = ([(r["id"], r["tags"], r["safety"]) for r in listed], [r["id"] for r in list_json(db)], rules)
+    assert out["postgresql"] == out["sqlite"]
+    assert out["postgresql"][0] == [(1, ["checkout"], "unsafe")]
+
+
+def test_repost_db_names_the_server(pg_url, monkeypatch):
+    store_flows(pg_url, [post_flow("http://api.test/a", body=b"one")])
+    monkeypatch.setenv("REPOST_DB", pg_url)
+    assert [r["path"] for r in list_json(pg_url)] == ["/a"]
+    result = repost("list", "--json")  # no --db: $REPOST_DB
+    assert result.exit_code == 0 and [r["path"] for r in json.loads(result.output)] == ["/a"]
+
+
+def test_export_from_one_backend_imports_into_the_other(both, tmp_path, pg_cluster):
+    har = tmp_path / "all.har"
+    assert repost("export", "--format", "har", "--db", both["sqlite"], "-o", str(har)).exit_code == 0
+    fresh = pg_cluster.new_database()
+    result = repost("import", str(har), "--db", fresh)
+    assert result.exit_code == 0, result.output
+    assert repost("import", str(har), "--db", fresh).output.endswith("(4 already present, skipped)\n")
+    back = str(tmp_path / "back.db")
+    assert repost("export", "--format", "har", "--db", fresh, "-o", str(tmp_path / "pg.har")).exit_code == 0
+    assert repost("import", str(tmp_path / "pg.har"), "--db", back).exit_code == 0
+    for db in (fresh, back):
+        assert [(r["url"], r["status"], r["request_size"]) for r in list_json(db)] == [
+            (r["url"], r["status"], r["request_size"]) for r in list_json(both["sqlite"])
+        ]
+
+
+def test_a_schema_newer_than_this_repost_is_refused(pg_url):
+    import psycopg
+
+    store_flows(pg_url, [post_flow()])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO repost_migrations (name, applied_order, applied_at) VALUES ('m999_future', 999, 'x')")
+    result = repost("list", "--db", pg_url)
+    assert result.exit_code == 1
+    assert "written by a newer repost (schema m999_future)" in result.output
+
+
+def test_a_database_of_another_program_is_refused_and_left_untouched(pg_url):
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE flows (x int)")
+    result = repost("list", "--db", pg_url)
+    assert result.exit_code == 1 and "not a repost store" in result.output
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('repost_migrations')").fetchone()[0] is None
+
+
+# -- recording through the real proxy ----------------------------------------------------------
+
+
+class Load:
+    """Client threads POSTing unique paths through a proxy; every answer and every failure kept."""
+
+    def __init__(self, proxy_url: str, upstream_url: str, threads: int = 2):
+        self.proxy_url, self.upstream_url = proxy_url, upstream_url
+        self.answered: list[str] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(proxy=self.proxy_url, timeout=10) as c:
+            while not self._stop.is_set():
+                key = uuid.uuid4().hex
+                try:
+                    r = c.post(f"{self.upstream_url}/load/{key}", json={"key": key})
+                except httpx.HTTPError as e:
+                    self.failed.append(f"{key}: {e!r}")
+                    continue
+                (self.answered if r.status_code == 201 else self.failed).append(key if r.status_code == 201 else f"{key}: {r.status_code}")
+
+    def start(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+
+def recorded_paths(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT path FROM flows")]
+
+
+def test_record_into_postgresql_through_the_real_proxy(start_proxy, upstream, pg_url, tmp_path):
+    proxy = start_proxy(db=pg_url, log=tmp_path / "proxy.log")
+    with httpx.Client(proxy=proxy.url, timeout=10) as c:
+        r = c.post(f"{upstream.url}/orders?page=2", json={"item": "book", "qty": 2})
+        c.post(f"{upstream.url}/upload", content=bytes(range(256)) * 40)
+    assert r.status_code == 201
+    wait_for(lambda: len(list_json(pg_url)) == 2, 10, what="two flows in PostgreSQL")
+    assert proxy.stop() == 0
+    assert "postgresql://" in proxy.output() and "recorded 2 flows" in proxy.output()
+    upload, order = list_json(pg_url)
+    assert order["url"] == f"{upstream.url}/orders?page=2" and order["status"] == 201
+    flow = show_json(pg_url, order["id"])
+    assert json.loads(flow["request"]["body"]) == {"item": "book", "qty": 2}
+    assert json.loads(flow["response"]["body"])["path"] == "/orders"
+    assert show_json(pg_url, upload["id"])["request"]["size"] == 256 * 40
+    assert [r["id"] for r in list_json(pg_url, "--search", "book")] == [order["id"]]
+
+
+def test_server_stopped_and_restarted_mid_recording_loses_nothing_and_fails_no_request(
+    start_proxy, upstream, pg_cluster, pg_url, tmp_path
+):
+    if not pg_cluster.can_restart:
+        pytest.skip("$REPOST_TEST_PG_URL names a server these tests cannot stop")
+    proxy = start_proxy(db=pg_url, log=tmp_path / "proxy.log")
+    load = Load(proxy.url, upstream.url).start()
+    try:
+        wait_for(lambda: len(load.answered) >= 100, 60, what="100 answered requests")
+        pg_cluster.stop()
+        during = len(load.answered)
+        wait_for(lambda: len(load.answered) >= during + 150, 60, what="150 more answers while the server is down")
+        wait_for(lambda: "NOT RECORDING" in proxy.output(), 10, what="the proxy to say NOT RECORDING")
+        pg_cluster.start()
+        pg_cluster.wait_ready()
+        after = len(load.answered)
+        wait_for(lambda: len(load.answered) >= after + 100, 60, what="100 more answers with the server back")
+        wait_for(lambda: "again" in proxy.output().split("NOT RECORDING")[-1], 30, what="the proxy to say it records again")
+    finally:
+        load.stop()
+    assert proxy.stop() == 0, proxy.output()
+    assert not load.failed, load.failed[:5]
+    paths = recorded_paths(pg_url)
+    keys = [p.removeprefix("/load/") for p in paths]
+    assert len(keys) == len(set(keys)), "a flow was stored twice"
+    missing = set(load.answered) - set(keys)
+    assert not missing, f"{len(missing)} of {len(load.answered)} answered POSTs were lost"
+
+
+def test_four_recorders_into_one_server_keep_every_flow_once_while_list_reads(start_proxy, upstream, pg_url, tmp_path):
+    proxies = [start_proxy(db=pg_url, log=tmp_path / f"proxy{i}.log") for i in range(4)]
+    loads = [Load(p.url, upstream.url, threads=2).start() for p in proxies]
+    reads, read_errors = [0], []
+    stop_reading = threading.Event()
+
+    def read() -> None:
+        while not stop_reading.is_set():
+            r = subprocess.run([sys.executable, "-m", "repost.cli", "list", "--db", pg_url, "--json", "--limit", "20"],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+            if r.returncode != 0:
+                read_errors.append(r.stderr)
+            reads[0] += 1
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: all(len(load.answered) >= 100 for load in loads) and reads[0] >= 3, 120, what="load on all four")
+    finally:
+        for load in loads:
+            load.stop()
+        stop_reading.set()
+        reader.join(60)
+    for proxy in proxies:
+        assert proxy.stop() == 0, proxy.output()
+    assert not read_errors, read_errors[:2]
+    answered = [k for load in loads for k in load.answered]
+    assert not any(load.failed for load in loads)
+    keys = [p.removeprefix("/load/") for p in recorded_paths(pg_url)]
+    assert len(keys) == len(set(keys)), "a flow was stored twice"
+    assert set(keys) >= set(answered) and len(set(answered)) == len(answered)
+    # The lazy search index caught up with every flow, though ids committed out of order.
+    assert repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").exit_code == 0
+    found = {r["path"].removeprefix("/load/") for r in json.loads(repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").output)}
+    assert found == set(keys)
