@@ -29,6 +29,7 @@ COMMANDS = {
     "prune": ("prune_cmd", "prune"),
     "tag": ("tag_cmd", "tag"),
     "untag": ("tag_cmd", "untag"),
+    "copy": ("copy_cmd", "copy"),
 }
 
 

@@ -76,6 +76,16 @@ def describe(path) -> str:
     return os.path.abspath(path)
 
 
+def same_store(a, b) -> bool:
+    """Whether two --db values name one store (one file by any path, or one URL)."""
+    if is_url(a) or is_url(b):
+        return a == b
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def exists(path) -> bool:
     """Whether a command would find the store there (a server's store: assumed so)."""
     return is_url(path) or os.path.exists(path)

@@ -302,3 +302,86 @@ def test_four_recorders_into_one_server_keep_every_flow_once_while_list_reads(st
     assert repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").exit_code == 0
     found = {r["path"].removeprefix("/load/") for r in json.loads(repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").output)}
     assert found == set(keys)
+
+
+# -- copy between stores -------------------------------------------------------------------------
+
+
+def _everything(db) -> dict:
+    """Every field of every flow (by flow_id), with tags, events, replay links and rules."""
+    from repost.store.database import open_database
+
+    conn = open_database(db)
+    try:
+        cur = conn.execute("SELECT * FROM flows ORDER BY flow_id")
+        names = [d[0] for d in cur.description]
+        flows = [dict(zip(names, r)) for r in cur.fetchall()]
+        flow_id = {f["id"]: f["flow_id"] for f in flows}
+        for f in flows:
+            f["replay_of"] = flow_id.get(f["replay_of"])
+            f["tags"] = sorted(n for (n,) in conn.execute("SELECT name FROM tags WHERE flow = ?", [f["id"]]))
+            f["events"] = [tuple(r) for r in conn.execute("SELECT seq, t_ms, event, event_id, data, retry FROM events WHERE flow = ? ORDER BY seq", [f["id"]])]
+            f["request_body"] = bytes(f["request_body"]) if f["request_body"] is not None else None
+            f["response_body"] = bytes(f["response_body"]) if f["response_body"] is not None else None
+            del f["id"]
+        rules = [tuple(r) for r in conn.execute("SELECT kind, method, url_glob, created_at FROM rules ORDER BY id")]
+        redact = [tuple(r) for r in conn.execute("SELECT kind, value, created_at FROM redact_rules ORDER BY id")]
+    finally:
+        conn.close()
+    return {"flows": flows, "rules": rules, "redact_rules": redact}
+
+
+def test_copy_sqlite_to_postgresql_to_sqlite_keeps_every_field(tmp_path, pg_url):
+    import sqlite3
+
+    from repost.store.capture import snapshot
+    from repost.store.redact import Redactor, load_key
+    from repost.store.writer import BatchWriter
+
+    every_byte = bytes(range(256)) * 3
+    original = str(tmp_path / "original.db")
+    writer = BatchWriter(original, redactor=Redactor(load_key()), max_body=10 * 1024 * 1024)
+    flows = [
+        post_flow("http://api.test/orders", body=b'{"item": "book", "password": "hunter2"}', status=201,
+                  response_body=b'{"id": 7}', headers={"content-type": "application/json", "authorization": "Bearer s3cr3t"}),
+        post_flow("http://api.test/blob", body=every_byte, response_body=every_byte[::-1], status=200,
+                  headers={"content-type": "application/octet-stream"}),
+        post_flow("http://api.test/stream", body=b"{}", response_body=b"data: one\n\ndata: two\n\n",
+                  response_headers={"content-type": "text/event-stream"}),
+    ]  # fmt: skip
+    assert writer.write([snapshot(f) for f in flows])
+    assert writer.write([snapshot(post_flow("http://api.test/orders", body=b'{"item": "book"}', status=409), replay_of=1)])
+    writer.close()
+    conn = sqlite3.connect(original)
+    with conn:  # events as an earlier repost stored them, in their table
+        conn.executemany("INSERT INTO events (flow, seq, t_ms, event, event_id, data, retry) VALUES (3, ?, ?, 'message', ?, ?, ?)",
+                         [(0, 1.5, "e1", "one", None), (1, 2.25, None, "two", 3000)])  # fmt: skip
+    conn.close()
+    for args in (("tag", "1", "2", "keep"), ("tag", "4", "replayed"), ("rules", "add", "--read-only", "POST */search"),
+                 ("redact", "add", "--header", "X-Internal-Token"), ("redact", "add", "--pattern", "tok_[a-z0-9]+")):  # fmt: skip
+        assert repost(*args, "--db", original).exit_code == 0
+
+    result = repost("copy", "--from", original, "--to", pg_url)
+    assert result.exit_code == 0, result.output
+    assert "copied 4 flows, and 1 rule and 2 redaction rules from" in result.output
+    back = str(tmp_path / "back.db")
+    assert repost("copy", "--from", pg_url, "--to", back).exit_code == 0
+
+    before, through, after = _everything(original), _everything(pg_url), _everything(back)
+    assert through == before
+    assert after == before
+    assert [f["request_body"] for f in after["flows"] if f["path"] == "/blob"] == [every_byte]
+    assert [f["replay_of"] for f in after["flows"] if f["status"] == 409] == [flows[0].id]
+    assert show_json(back, 3)["events"] == show_json(original, 3)["events"] != []
+
+    # Again, both ways: every flow is there already.
+    again = repost("copy", "--from", original, "--to", pg_url)
+    assert again.exit_code == 0 and "copied 0 flows from" in again.output and "(4 already there, skipped)" in again.output
+    assert repost("copy", "--from", back, "--to", pg_url).output.startswith("repost: copied 0 flows")
+    assert len(_everything(pg_url)["flows"]) == 4
+
+
+def test_copy_refuses_the_same_store_and_a_missing_source(tmp_path, pg_url):
+    assert repost("copy", "--from", pg_url, "--to", pg_url).exit_code == 2
+    result = repost("copy", "--from", str(tmp_path / "none.db"), "--to", pg_url)
+    assert result.exit_code == 1 and "no database at" in result.output
