@@ -385,3 +385,48 @@ def test_copy_refuses_the_same_store_and_a_missing_source(tmp_path, pg_url):
     assert repost("copy", "--from", pg_url, "--to", pg_url).exit_code == 2
     result = repost("copy", "--from", str(tmp_path / "none.db"), "--to", pg_url)
     assert result.exit_code == 1 and "no database at" in result.output
+
+
+# -- the other commands on PostgreSQL ------------------------------------------------------------
+
+
+def test_delete_prune_and_redact_apply_agree_on_both_backends(both):
+    out = {}
+    for backend, db in both.items():
+        assert repost("list", "--search", "quokka", "--db", db).exit_code == 0  # indexed: deleting takes it out
+        assert repost("tag", "1", "3", "x", "--db", db).exit_code == 0
+        deleted = repost("delete", "1", "--yes", "--db", db)
+        assert deleted.exit_code == 0, deleted.output
+        assert repost("redact", "add", "--pattern", "access_[a-z]+", "--db", db).exit_code == 0
+        applied = repost("redact", "apply", "--yes", "--db", db)
+        assert applied.exit_code == 0, applied.output
+        pruned = repost("prune", "--older-than", "0s", "--keep-last", "1", "--yes", "--db", db)
+        out[backend] = (
+            deleted.output, pruned.exit_code, [(r["id"], r["tags"]) for r in list_json(db)],
+            show_json(db, 3)["request"]["body"] if list_json(db)[0]["id"] == 3 else None,
+            repost("list", "--search", "quokka", "--db", db).output,
+            repost("list", "--search", "access_token", "--db", db).output,
+        )  # fmt: skip
+    assert out["postgresql"] == out["sqlite"]
+    assert "access_token" not in str(out["postgresql"][3])
+
+
+def test_serve_answers_from_postgresql(pg_url):
+    from .test_serve import Serving
+
+    json_type = {"content-type": "application/json"}
+    ids = store_flows(pg_url, [
+        post_flow("http://api.test/orders", b'{"item": "book", "at": "10:00"}', json_type, 201, b'{"id": 1}', json_type),
+        post_flow("http://api.test/orders", b'{"item": "book", "at": "10:01"}', json_type, 201, b'{"id": 2}', json_type),
+    ])  # fmt: skip
+    s = Serving("--db", pg_url, "--ignore", "request.body.at")
+    try:
+        with httpx.Client(base_url=s.url) as c:
+            answers = [c.post("/orders", content=b'{"at": "x", "item": "book"}', headers=json_type) for _ in range(3)]
+            miss = c.post("/orders", json={"item": "pen"})
+    finally:
+        code, _, err = s.stop()
+    assert [r.json()["id"] for r in answers] == [1, 2, 2]
+    assert [r.headers["repost-flow"] for r in answers] == [str(ids[0]), str(ids[1]), str(ids[1])]
+    assert miss.status_code == 502 and miss.json()["closest"]["id"] in ids
+    assert code == 0, err
