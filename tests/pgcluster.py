@@ -31,6 +31,8 @@ def why_unavailable() -> str | None:
         import psycopg  # noqa: F401
     except ImportError:
         return "psycopg is not installed (pip install -e '.[test]')"
+    if os.environ.get("REPOST_TEST_PG") == "skip":
+        return "REPOST_TEST_PG=skip (CI runs them on one Python line only)"
     if os.environ.get(ENV_URL):
         return None
     if not find_bin("initdb") or not find_bin("pg_ctl"):
@@ -66,7 +68,8 @@ class Cluster:
         self._names = itertools.count(1)
         if self.external:
             return
-        self.folder = tempfile.mkdtemp(prefix="repost-pg-")
+        # As root the cluster runs as postgres, who must reach the folder: /tmp, not a private $TMPDIR.
+        self.folder = tempfile.mkdtemp(prefix="repost-pg-", dir="/tmp" if os.geteuid() == 0 else None)
         self.data = os.path.join(self.folder, "data")
         self.port = _free_port()
         self._as_root = os.geteuid() == 0

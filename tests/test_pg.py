@@ -430,3 +430,15 @@ def test_serve_answers_from_postgresql(pg_url):
     assert [r.headers["repost-flow"] for r in answers] == [str(ids[0]), str(ids[1]), str(ids[1])]
     assert miss.status_code == 502 and miss.json()["closest"]["id"] in ids
     assert code == 0, err
+
+
+def test_replay_from_postgresql_stores_the_replay_there(pg_url, counting_upstream):
+    u = counting_upstream.url
+    ids = store_flows(pg_url, [post_flow(url=f"{u}/orders/{n}", body=b"{}", headers={"content-type": "application/json"}) for n in range(2)])
+    result = repost("replay", "--db", pg_url, *map(str, ids), "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    outcomes = json.loads(result.output)
+    assert [counting_upstream.count(f"/orders/{n}") for n in range(2)] == [1, 1]
+    assert [show_json(pg_url, o["replay_id"])["replay_of"] for o in outcomes] == ids
+    again = repost("replay", "--db", pg_url, str(ids[0]), "--yes")
+    assert f"flow {ids[0]} was already replayed 1 time (last at " in again.output
