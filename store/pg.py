@@ -136,6 +136,21 @@ def translate(sql: str) -> str:
     return _TOKEN.sub(lambda m: "%s" if m[0] == "?" else m[0].replace("%", "%%"), sql)
 
 
+def _text_dumper(psycopg):
+    """psycopg's text parameters, but with NUL as U+FFFD: PostgreSQL's text cannot hold NUL
+    (SQLite's can), and a hostile request line or reason phrase must not cost its flow."""
+    from psycopg.adapt import Dumper
+
+    class NulFreeText(Dumper):
+        # oid 0, "unknown", as psycopg's own str dumper: the server infers the type from use.
+        def dump(self, obj: str) -> bytes:
+            if "\x00" in obj:
+                obj = obj.replace("\x00", "\ufffd")
+            return obj.encode("utf-8")
+
+    return NulFreeText
+
+
 class PgCursor:
     """What the store reads of a sqlite3 cursor."""
 
@@ -195,11 +210,12 @@ class PgConnection:
         try:
             # autocommit: transactions are opened here, as sqlite3 opens them (before a write,
             # or at an explicit BEGIN), so that a reader never sits idle in a transaction.
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, client_encoding="UTF8")
         except psycopg.Error as e:
             raise StoreError(f"cannot connect to {shown(url)}: {' '.join(str(e).split())}") from e
         except ValueError as e:  # psycopg's word for a malformed URL
             raise StoreError(f"{shown(url)} is not a PostgreSQL URL: {e}") from e
+        self._conn.adapters.register_dumper(str, _text_dumper(psycopg))
         self.in_transaction = False
         self._sql: dict[str, str] = {}
 

@@ -132,6 +132,22 @@ def test_writes_then_reads_agree_on_both_backends(both):
     assert out["postgresql"][0] == [(1, ["checkout"], "unsafe")]
 
 
+def test_text_postgresql_cannot_hold_does_not_cost_the_flow(tmp_path, pg_url):
+    # NUL in a path or a reason phrase: SQLite's TEXT holds it, PostgreSQL's cannot.
+    flows = []
+    for _ in range(2):
+        f = post_flow("http://api.test/nul", body=b"kept \x00 in the body", status=200, response_body=b"ok")
+        f.request.path, f.response.reason = "/nul\x00here", "O\x00K"
+        flows.append(f)
+    store_flows(pg_url, flows[:1])
+    store_flows(str(tmp_path / "r.db"), flows[1:])
+    [flow] = list_json(pg_url)
+    assert flow["path"] == "/nul\ufffdhere" and flow["error"] is None
+    shown = show_json(pg_url, flow["id"])
+    assert shown["request"]["size"] == len(b"kept \x00 in the body") and shown["response"]["reason"] == "O\ufffdK"
+    assert list_json(str(tmp_path / "r.db"))[0]["path"] == "/nul\x00here"
+
+
 def test_repost_db_names_the_server(pg_url, monkeypatch):
     store_flows(pg_url, [post_flow("http://api.test/a", body=b"one")])
     monkeypatch.setenv("REPOST_DB", pg_url)
