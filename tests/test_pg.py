@@ -283,13 +283,16 @@ def test_server_stopped_and_restarted_mid_recording_loses_nothing_and_fails_no_r
     assert not missing, f"{len(missing)} of {len(load.answered)} answered POSTs were lost"
 
 
-def test_four_recorders_into_one_server_keep_every_flow_once_while_list_reads(start_proxy, upstream, pg_url, tmp_path):
+def test_four_recorders_into_one_server_keep_every_flow_once_while_list_and_serve_read(start_proxy, upstream, pg_url, tmp_path):
+    from .test_serve import Serving
+
     proxies = [start_proxy(db=pg_url, log=tmp_path / f"proxy{i}.log") for i in range(4)]
     loads = [Load(p.url, upstream.url, threads=2).start() for p in proxies]
-    reads, read_errors = [0], []
+    served = Serving("--db", pg_url)
+    reads, read_errors, answers = [0], [], []
     stop_reading = threading.Event()
 
-    def read() -> None:
+    def list_reads() -> None:
         while not stop_reading.is_set():
             r = subprocess.run([sys.executable, "-m", "repost.cli", "list", "--db", pg_url, "--json", "--limit", "20"],
                                capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -297,27 +300,39 @@ def test_four_recorders_into_one_server_keep_every_flow_once_while_list_reads(st
                 read_errors.append(r.stderr)
             reads[0] += 1
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    def serve_reads() -> None:  # a request recorded by the first recorder, answered by serve meanwhile
+        with httpx.Client(base_url=served.url, timeout=10) as c:
+            while not stop_reading.is_set():
+                key = loads[0].answered[0] if loads[0].answered else None
+                if key is not None:
+                    answers.append(c.post(f"/load/{key}", json={"key": key}).status_code)
+                stop_reading.wait(0.2)
+
+    readers = [threading.Thread(target=list_reads, daemon=True), threading.Thread(target=serve_reads, daemon=True)]
+    for t in readers:
+        t.start()
     try:
-        wait_for(lambda: all(len(load.answered) >= 100 for load in loads) and reads[0] >= 3, 120, what="load on all four")
+        wait_for(lambda: all(len(load.answered) >= 60 for load in loads) and reads[0] >= 3 and answers.count(201) >= 3,
+                 120, what="load on all four, list and serve reading")  # fmt: skip
     finally:
         for load in loads:
             load.stop()
         stop_reading.set()
-        reader.join(60)
+        for t in readers:
+            t.join(60)
     for proxy in proxies:
         assert proxy.stop() == 0, proxy.output()
+    assert served.stop()[0] == 0
     assert not read_errors, read_errors[:2]
+    assert set(answers) <= {201, 502}  # 502: asked before the flow was in the store
     answered = [k for load in loads for k in load.answered]
     assert not any(load.failed for load in loads)
     keys = [p.removeprefix("/load/") for p in recorded_paths(pg_url)]
     assert len(keys) == len(set(keys)), "a flow was stored twice"
     assert set(keys) >= set(answered) and len(set(answered)) == len(answered)
     # The lazy search index caught up with every flow, though ids committed out of order.
-    assert repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").exit_code == 0
-    found = {r["path"].removeprefix("/load/") for r in json.loads(repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").output)}
-    assert found == set(keys)
+    found = json.loads(repost("list", "--db", pg_url, "--search", "key", "--limit", "100000", "--json").output)
+    assert {r["path"].removeprefix("/load/") for r in found} == set(keys)
 
 
 # -- copy between stores -------------------------------------------------------------------------
