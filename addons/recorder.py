@@ -72,7 +72,7 @@ class Recorder:
         self._closed = False
 
     def load(self, loader) -> None:
-        loader.add_option("repost_db", str, os.environ.get("REPOST_DB") or "repost.db", "SQLite file to record into.")
+        loader.add_option("repost_db", str, os.environ.get("REPOST_DB") or "repost.db", "SQLite file, or postgresql:// URL, to record into.")
         loader.add_option(
             "repost_methods", str, "POST", "Methods to record: a comma-separated list such as POST,PUT,PATCH, or ALL."
         )

@@ -6,9 +6,11 @@ compare; the recording tests go through the real proxy into PostgreSQL.
 """
 
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import httpx
@@ -473,3 +475,20 @@ def test_replay_from_postgresql_stores_the_replay_there(pg_url, counting_upstrea
     assert [show_json(pg_url, o["replay_id"])["replay_of"] for o in outcomes] == ids
     again = repost("replay", "--db", pg_url, str(ids[0]), "--yes")
     assert f"flow {ids[0]} was already replayed 1 time (last at " in again.output
+
+
+def test_list_follow_shows_flows_as_they_land_in_postgresql(start_proxy, upstream, pg_url, tmp_path):
+    from .test_follow import _follower, _post
+
+    proxy = start_proxy(db=pg_url, log=tmp_path / "proxy.log")
+    store_flows(pg_url, [post_flow(url=f"{upstream.url}/follow-me/old", body=b"{}")])
+    proc, out = _follower(pg_url, "--json", "--path", "/follow-me/*")
+    try:
+        assert out.wait_for("/follow-me/old", time.monotonic() + 10)
+        answered = _post(proxy, f"{upstream.url}/follow-me/new")
+        assert out.wait_for("/follow-me/new", answered + 1.0), out.text  # as in SQLite: within a second
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(10)
+    assert code == 0 and proc.stderr.read() == b""
+    assert [json.loads(line)["path"] for line in out.text.splitlines()] == ["/follow-me/old", "/follow-me/new"]
