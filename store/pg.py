@@ -79,8 +79,9 @@ def _one_line(e: Exception) -> str:
 STATEMENTS = {
     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'":
         "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'events'",
-    # Changes whenever a transaction that wrote commits (any connection's): a cheap "may have changed".
-    "PRAGMA data_version": "SELECT pg_snapshot_xmax(pg_current_snapshot())::text",
+    # Changes whenever a writing transaction starts or ends (any connection's, the snapshot's
+    # in-progress list included): a cheap, conservative "may have changed".
+    "PRAGMA data_version": "SELECT pg_current_snapshot()::text",
     # A flow already there (another recorder's, or a batch whose commit was cut off and retried)
     # is not stored twice: flow_id is unique in PostgreSQL (store/pg_schema.py).
 }  # fmt: skip
