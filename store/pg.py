@@ -82,8 +82,6 @@ STATEMENTS = {
     # Changes whenever a writing transaction starts or ends (any connection's, the snapshot's
     # in-progress list included): a cheap, conservative "may have changed".
     "PRAGMA data_version": "SELECT pg_current_snapshot()::text",
-    # A flow already there (another recorder's, or a batch whose commit was cut off and retried)
-    # is not stored twice: flow_id is unique in PostgreSQL (store/pg_schema.py).
 }  # fmt: skip
 
 _HINTS = re.compile(r" (?:INDEXED BY \w+|NOT INDEXED)")
@@ -131,9 +129,11 @@ def translate(sql: str) -> str:
     if sql.startswith("INSERT OR IGNORE INTO "):
         sql = "INSERT INTO " + sql[len("INSERT OR IGNORE INTO "):] + " ON CONFLICT DO NOTHING"
     if sql.startswith("INSERT INTO flows (") and "VALUES" in sql:
+        # A flow already there (another recorder's, or a batch whose commit was cut off and is
+        # sent again) is not stored twice: flow_id is unique here (store/pg_schema.py).
         sql += " ON CONFLICT (flow_id) DO NOTHING"
-    # Placeholders, and a literal % (psycopg's own placeholder character), outside string literals.
-    # Always run with a parameter list, so psycopg reads every statement's % the same way.
+    # ? outside string literals is a placeholder; every % is doubled, since psycopg reads % as its
+    # own (statements always run with a parameter list, so every % is read the same way).
     return _TOKEN.sub(lambda m: "%s" if m[0] == "?" else m[0].replace("%", "%%"), sql)
 
 
