@@ -492,3 +492,25 @@ def test_list_follow_shows_flows_as_they_land_in_postgresql(start_proxy, upstrea
         code = proc.wait(10)
     assert code == 0 and proc.stderr.read() == b""
     assert [json.loads(line)["path"] for line in out.text.splitlines()] == ["/follow-me/old", "/follow-me/new"]
+
+
+def test_the_writer_prunes_and_indexes_postgresql_while_idle(pg_url):
+    # What `record --retain` and the idle indexing do in the writer process, called directly.
+    from repost.store.capture import snapshot
+    from repost.store.database import meta_int, open_database
+    from repost.store.redact import Redactor, load_key
+    from repost.store.writer import BatchWriter
+
+    writer = BatchWriter(pg_url, redactor=Redactor(load_key()), max_body=1 << 20, retain=3600)
+    old = post_flow("http://api.test/old", body=b"ancient words")
+    old.request.timestamp_start -= 7200
+    assert writer.write([snapshot(old), snapshot(post_flow("http://api.test/new", body=b"fresh words"))])
+    writer.idle()
+    writer.close()
+    assert [r["path"] for r in list_json(pg_url)] == ["/new"]
+    conn = open_database(pg_url)
+    try:
+        assert meta_int(conn, "fts_indexed_upto") == 2 and meta_int(conn, "match_indexed_upto") == 2
+        assert conn.execute("SELECT id FROM flows_fts").fetchall() == [(2,)]
+    finally:
+        conn.close()
