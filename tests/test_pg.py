@@ -174,6 +174,23 @@ def test_export_from_one_backend_imports_into_the_other(both, tmp_path, pg_clust
         ]
 
 
+def test_four_commands_starting_at_once_on_an_empty_database_set_it_up_once(pg_url):
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "repost.cli", "list", "--db", pg_url, "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(4)
+    ]
+    results = [(p.wait(60), *p.communicate()) for p in procs]
+    assert all(code == 0 and out == "[]\n" and err == "" for code, out, err in results), results
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM repost_migrations ORDER BY applied_order")]
+    from repost.store.schema import KNOWN_MIGRATIONS
+
+    assert tuple(names) == KNOWN_MIGRATIONS
+
+
 def test_a_schema_newer_than_this_repost_is_refused(pg_url):
     import psycopg
 
