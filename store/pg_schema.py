@@ -65,12 +65,12 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
         """,
         "CREATE UNIQUE INDEX idx_flows_flow_id ON flows (flow_id)",
         "CREATE INDEX idx_flows_replay_of ON flows (replay_of)",
-        # SQLite's GLOB (*, ?, [...], [^...], case-sensitive, whole string) as a regular expression.
+        # SQLite's GLOB (*, ?, [...], [^...] and no [!...], case-sensitive, whole string) as a regex.
         r"""
         CREATE FUNCTION repost_glob(pattern text) RETURNS text IMMUTABLE STRICT LANGUAGE sql AS $$
-            SELECT '^' || replace(replace(replace(replace(
+            SELECT '^' || replace(replace(replace(
                 regexp_replace(pattern, '([.+(){}|^$\\])', '\\\1', 'g'),
-                '*', '.*'), '?', '.'), '[!', '[^'), '[\^', '[^') || '$'
+                '*', '.*'), '?', '.'), '[\^', '[^') || '$'
         $$
         """,
     ),
