@@ -65,12 +65,53 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
         """,
         "CREATE UNIQUE INDEX idx_flows_flow_id ON flows (flow_id)",
         "CREATE INDEX idx_flows_replay_of ON flows (replay_of)",
-        # SQLite's GLOB (*, ?, [...], [^...] and no [!...], case-sensitive, whole string) as a regex.
+        # SQLite's GLOB as a regular expression, read as SQLite reads it: * and ? anywhere but in
+        # a set; a set [...] or [^...] whose first member may be ]; ranges; no [!...]; an
+        # unclosed [ matches nothing; everything else literal, case-sensitive, the whole string.
         r"""
-        CREATE FUNCTION repost_glob(pattern text) RETURNS text IMMUTABLE STRICT LANGUAGE sql AS $$
-            SELECT '^' || replace(replace(replace(
-                regexp_replace(pattern, '([.+(){}|^$\\])', '\\\1', 'g'),
-                '*', '.*'), '?', '.'), '[\^', '[^') || '$'
+        CREATE FUNCTION repost_glob(pattern text) RETURNS text IMMUTABLE STRICT LANGUAGE plpgsql AS $$
+        DECLARE
+            regex text := '^';
+            n integer := length(pattern);
+            i integer := 1;
+            j integer;
+            c text;
+            members text;
+        BEGIN
+            WHILE i <= n LOOP
+                c := substr(pattern, i, 1);
+                IF c = '*' THEN
+                    regex := regex || '.*';
+                ELSIF c = '?' THEN
+                    regex := regex || '.';
+                ELSIF c = '[' THEN
+                    j := i + 1;
+                    members := '';
+                    IF substr(pattern, j, 1) = '^' THEN
+                        members := '^';
+                        j := j + 1;
+                    END IF;
+                    IF substr(pattern, j, 1) = ']' THEN
+                        members := members || '\]';
+                        j := j + 1;
+                    END IF;
+                    WHILE j <= n AND substr(pattern, j, 1) <> ']' LOOP
+                        c := substr(pattern, j, 1);
+                        members := members || CASE WHEN c IN ('\', '[', '^') THEN '\' || c ELSE c END;
+                        j := j + 1;
+                    END LOOP;
+                    IF j > n THEN
+                        RETURN '^(?!)';
+                    END IF;
+                    regex := regex || '[' || members || ']';
+                    i := j;
+                ELSE
+                    regex := regex || CASE WHEN c ~ '[\w\s]' THEN c ELSE '\' || c END;
+                END IF;
+                i := i + 1;
+            END LOOP;
+            RETURN regex || '$';
+        END
         $$
         """,
     ),

@@ -159,6 +159,28 @@ def test_text_postgresql_cannot_hold_does_not_cost_the_flow(tmp_path, pg_url):
     assert list_json(str(tmp_path / "r.db"))[0]["path"] == "/nul\x00here"
 
 
+def test_glob_matches_as_sqlites_glob(pg_url):
+    """--host and --path globs: PostgreSQL's stand-in for GLOB agrees with SQLite's on every pair."""
+    import sqlite3
+
+    import psycopg
+
+    from repost.store.database import open_database
+
+    open_database(pg_url).close()  # the schema, with repost_glob
+    patterns = ["api.*", "*.tes?", "[!a]*", "[^a]*", "[]a]*", "[a-c]*", "x[", "[?]*", "a\\b", "(x)+", "*[*]*",
+                "[^]]*", "a.b", "[a^]*", "%_", "ü*", "[]", "/orders/*", "/v?/x"]  # fmt: skip
+    values = ["api.test", "shop.test", "!x", "]x", "bz", "?q", "a\\b", "(x)+", "a*b", "a.b", "axb", "^a", "%_", "üx",
+              "a", "", "[]", "/orders/7", "/v1/x", "/v10/x"]  # fmt: skip
+    lite = sqlite3.connect(":memory:")
+    with psycopg.connect(pg_url) as conn:
+        for pattern in patterns:
+            regex = conn.execute("SELECT repost_glob(%s)", [pattern]).fetchone()[0]
+            for value in values:
+                want = bool(lite.execute("SELECT ? GLOB ?", [value, pattern]).fetchone()[0])
+                assert conn.execute("SELECT %s ~ %s", [value, regex]).fetchone()[0] == want, (pattern, value)
+
+
 def test_repost_db_names_the_server(pg_url, monkeypatch):
     store_flows(pg_url, [post_flow("http://api.test/a", body=b"one")])
     monkeypatch.setenv("REPOST_DB", pg_url)
