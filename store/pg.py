@@ -137,19 +137,14 @@ def translate(sql: str) -> str:
     return _TOKEN.sub(lambda m: "%s" if m[0] == "?" else m[0].replace("%", "%%"), sql)
 
 
-def _text_dumper(psycopg):
-    """psycopg's text parameters, but with NUL as U+FFFD: PostgreSQL's text cannot hold NUL
-    (SQLite's can), and a hostile request line or reason phrase must not cost its flow."""
-    from psycopg.adapt import Dumper
-
-    class NulFreeText(Dumper):
-        # oid 0, "unknown", as psycopg's own str dumper: the server infers the type from use.
-        def dump(self, obj: str) -> bytes:
-            if "\x00" in obj:
-                obj = obj.replace("\x00", "\ufffd")
-            return obj.encode("utf-8")
-
-    return NulFreeText
+def _nul_free(row):
+    """``row`` with NUL in its strings as U+FFFD: PostgreSQL's text cannot hold NUL (SQLite's
+    can), and a hostile request line or reason phrase must not cost its flow. The row itself
+    when it has none (a scan, cheaper than a Python-level psycopg dumper on every string)."""
+    for value in row:
+        if value.__class__ is str and "\x00" in value:
+            return [v.replace("\x00", "\ufffd") if v.__class__ is str else v for v in row]
+    return row
 
 
 class PgCursor:
@@ -216,7 +211,6 @@ class PgConnection:
             raise StoreError(f"cannot connect to {shown(url)}: {' '.join(str(e).split())}") from e
         except ValueError as e:  # psycopg's word for a malformed URL
             raise StoreError(f"{shown(url)} is not a PostgreSQL URL: {e}") from e
-        self._conn.adapters.register_dumper(str, _text_dumper(psycopg))
         self.in_transaction = False
         self._sql: dict[str, str] = {}
 
@@ -260,7 +254,7 @@ class PgConnection:
                 self._begin()
             pg = self._pg(sql)
             returning = _INSERT_ID.match(pg) is not None
-            cur = self._conn.execute(pg + " RETURNING id" if returning else pg, list(params))
+            cur = self._conn.execute(pg + " RETURNING id" if returning else pg, _nul_free(list(params)))
             if returning:
                 row = cur.fetchone()
                 return PgCursor(cur, row[0] if row else None)
@@ -275,7 +269,7 @@ class PgConnection:
             if not self.in_transaction:
                 self._begin()
             cur = self._conn.cursor()
-            cur.executemany(self._pg(sql), list(rows))
+            cur.executemany(self._pg(sql), [_nul_free(row) for row in rows])
             return PgCursor(cur)
         except Exception as e:
             raise self._failed(e) from e
