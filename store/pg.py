@@ -37,9 +37,19 @@ def is_pg(conn) -> bool:
     return type(conn) is PgConnection
 
 
+_PASSWORD = re.compile(r"^(\w+://[^:/@]*):([^@/]*)@")
+
+
 def shown(url: str) -> str:
     """The URL as messages show it: any password replaced by ***."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return _PASSWORD.sub(r"\1:***@", url)
+
+
+def _hidden(text: str, url: str) -> str:
+    """A driver's message about ``url`` (which may quote it) without its password."""
+    found = _PASSWORD.match(url)
+    text = " ".join(text.split())
+    return text.replace(found[2], "***") if found and found[2] else text
 
 
 def _psycopg():
@@ -207,10 +217,8 @@ class PgConnection:
             # autocommit: transactions are opened here, as sqlite3 opens them (before a write,
             # or at an explicit BEGIN), so that a reader never sits idle in a transaction.
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, client_encoding="UTF8")
-        except psycopg.Error as e:
-            raise StoreError(f"cannot connect to {shown(url)}: {' '.join(str(e).split())}") from e
-        except ValueError as e:  # psycopg's word for a malformed URL
-            raise StoreError(f"{shown(url)} is not a PostgreSQL URL: {e}") from e
+        except (psycopg.Error, ValueError) as e:  # ValueError: a URL psycopg cannot read
+            raise StoreError(f"cannot connect to {shown(url)}: {_hidden(str(e), url)}") from e
         self.in_transaction = False
         self._sql: dict[str, str] = {}
 

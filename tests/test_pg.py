@@ -64,6 +64,9 @@ def test_a_server_that_cannot_be_reached_is_one_line_without_the_password():
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: cannot connect to postgresql://me:***@127.0.0.1:")
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+    # A URL the driver cannot read, which its message quotes whole: the password still hidden.
+    bad = repost("list", "--db", "postgresql://me:s3cret@[::1/flows")
+    assert bad.exit_code == 1 and "s3cret" not in bad.output and bad.output.startswith("Error: cannot connect to postgresql://me:***@")
 
 
 # -- the store and the read commands, on both backends ---------------------------------------
