@@ -22,7 +22,7 @@ import sys
 from mitmproxy import ctx, exceptions, flowfilter, http
 
 from repost.addons.streaming import settle, tee_request, tee_response
-from repost.store.database import open_database
+from repost.store.database import describe, open_database
 from repost.store.errors import StoreError
 from repost.store.sizes import DEFAULT_MAX_BODY, parse_size
 from repost.store.writer_process import WriterProcess
@@ -72,7 +72,7 @@ class Recorder:
         self._closed = False
 
     def load(self, loader) -> None:
-        loader.add_option("repost_db", str, os.environ.get("REPOST_DB") or "repost.db", "SQLite file to record into.")
+        loader.add_option("repost_db", str, os.environ.get("REPOST_DB") or "repost.db", "SQLite file, or postgresql:// URL, to record into.")
         loader.add_option(
             "repost_methods", str, "POST", "Methods to record: a comma-separated list such as POST,PUT,PATCH, or ALL."
         )
@@ -134,7 +134,7 @@ class Recorder:
             secrets = "kept as they are" if opts.repost_keep_secrets else "redacted"
             log.info(
                 "repost: recording %s flows%s to %s (secrets %s)", opts.repost_methods.upper(),
-                f" matching {opts.repost_filter!r}" if opts.repost_filter else "", os.path.abspath(opts.repost_db), secrets,
+                f" matching {opts.repost_filter!r}" if opts.repost_filter else "", describe(opts.repost_db), secrets,
             )  # fmt: skip
 
     def _wanted(self, flow: http.HTTPFlow) -> bool:

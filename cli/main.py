@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from repost.store.errors import FlowNotFound, StoreError
+from repost.store.errors import FlowNotFound, MissingDriver, StoreError
 
 # Each command's module is imported only when that command runs: start-up time is
 # part of every command's latency (a `list` answers in well under 100 ms).
@@ -30,6 +30,7 @@ COMMANDS = {
     "tag": ("tag_cmd", "tag"),
     "untag": ("tag_cmd", "untag"),
     "ui": ("ui_cmd", "ui"),
+    "copy": ("copy_cmd", "copy"),
 }
 
 
@@ -58,6 +59,10 @@ class RepostGroup(click.Group):
             if _debug(ctx):
                 raise
             raise NoSuchFlow(one_line(e)) from None
+        except MissingDriver as e:
+            if _debug(ctx):
+                raise
+            raise MissingInstall(str(e)) from None
         except (StoreError, sqlite3.Error, OSError, UnicodeError, OverflowError) as e:
             # OverflowError: an id or number too large for SQLite's 64-bit integers.
             if _debug(ctx):
@@ -70,6 +75,16 @@ class NoSuchFlow(click.ClickException):
     1 means "different", so 1 could not say it there)."""
 
     exit_code = 2
+
+
+class MissingInstall(click.ClickException):
+    """A store that needs an optional extra (``--db postgresql://`` without psycopg): what to
+    install, in one line; 2, as a usage error, since nothing was tried."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"repost: {self.format_message()}", err=True)
 
 
 def reader_left() -> None:
@@ -98,7 +113,7 @@ def _debug(ctx: click.Context) -> bool:
 
 @click.group(name="repost", cls=RepostGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (also REPOST_DEBUG=1).")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="The SQLite database file, for the command that follows (its own --db wins).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="The store (a SQLite file, or a postgresql:// URL), for the command that follows (its own --db wins).")
 @click.version_option(package_name="repost")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, db_path: str | None) -> None:

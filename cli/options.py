@@ -12,7 +12,7 @@ def db_option(fn):
         type=click.Path(dir_okay=False),
         callback=_db_path,
         show_default="$REPOST_DB, else ./repost.db",
-        help="The SQLite database file (also accepted before the command: repost --db X list).",
+        help="The store: a SQLite file, or a postgresql://user@host/dbname URL (also accepted before the command: repost --db X list).",
     )(fn)
 
 

@@ -42,10 +42,12 @@ class Announcer:
         ca = os.path.join(os.path.expanduser(opts.confdir), "mitmproxy-ca-cert.pem")
         methods = opts.repost_methods.upper()
         secrets = "kept as they are (--keep-secrets)" if opts.repost_keep_secrets else "redacted"
+        from repost.store.database import describe
+
         click.echo(
             f"repost: proxy ({', '.join(opts.mode)}) listening on {where}\n"
             f"repost: recording {methods} flows{' matching ' + repr(opts.repost_filter) if opts.repost_filter else ''}"
-            f" to {os.path.abspath(opts.repost_db)} (secrets {secrets})\n"
+            f" to {describe(opts.repost_db)} (secrets {secrets})\n"
             f"repost: for HTTPS, make the client trust mitmproxy's CA: {ca}\n"
             f"        e.g. curl --cacert {ca} ..., or REQUESTS_CA_BUNDLE / SSL_CERT_FILE for Python clients\n"
             f"repost: Ctrl-C to stop",

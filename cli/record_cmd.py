@@ -59,9 +59,9 @@ def record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--methods") from None
     _check_ports(modes, listen_host, listen_port)
-    from repost.store.database import discard_created
+    from repost.store.database import discard_created, exists
 
-    created = not os.path.exists(db_path)
+    created = not exists(db_path)
     try:
         _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep_secrets, max_body, retain, extra, quiet)
     except BaseException:
@@ -98,11 +98,13 @@ def _record(db_path, listen_host, listen_port, modes, methods, filter_expr, keep
         summary = asyncio.run(run_recording_proxy(settings, list(extra), quiet=quiet))
     except ProxyStartError as e:
         raise click.ClickException(str(e)) from None
+    from repost.store.database import describe
+
     if summary.lost:
-        raise click.ClickException(f"{summary.lost} flows could NOT be recorded to {db_path}")
+        raise click.ClickException(f"{summary.lost} flows could NOT be recorded to {describe(db_path)}")
     if not quiet:
         plural = "" if summary.written == 1 else "s"
-        click.echo(f"repost: recorded {summary.written} flow{plural} to {os.path.abspath(db_path)}", err=True)
+        click.echo(f"repost: recorded {summary.written} flow{plural} to {describe(db_path)}", err=True)
 
 
 def _check_ports(modes, listen_host: str, listen_port: int) -> None:

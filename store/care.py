@@ -90,6 +90,8 @@ def delete_flows(conn: sqlite3.Connection, ids: list[int], batch: int = BATCH, o
     rewrites; on a small store, small batches are as quick."""
     from concurrent.futures import ThreadPoolExecutor
 
+    if conn.__class__ is not sqlite3.Connection:
+        return _delete_pg(conn, ids, on_batch)
     # As the recorder commits: a killed process loses nothing committed, and each
     # batch's commit skips an fsync (the WAL is synced at checkpoints).
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -178,6 +180,27 @@ def _delete_batch(conn: sqlite3.Connection, chunk: str, texts: dict, has_events)
     return count
 
 
+def _delete_pg(conn, ids: list[int], on_batch=None) -> int:
+    """PostgreSQL: its search index is a plain table, its writers do not wait for each other
+    (MVCC), and its ids are never given again: a batch is five plain statements."""
+    deleted = 0
+    for start in range(0, len(ids), BATCH):
+        chunk = json.dumps(ids[start : start + BATCH])
+        with conn:
+            for sql in (
+                f"DELETE FROM flows_fts WHERE id IN {_ID_LIST}",
+                f"DELETE FROM events WHERE flow IN {_ID_LIST}",
+                f"DELETE FROM tags WHERE flow IN {_ID_LIST}",
+                f"UPDATE flows SET replay_of = NULL WHERE replay_of IN {_ID_LIST}",
+            ):
+                conn.execute(sql, [chunk])
+            count = conn.execute(f"DELETE FROM flows WHERE id IN {_ID_LIST}", [chunk]).rowcount
+        deleted += count
+        if on_batch is not None:
+            on_batch(count)
+    return deleted
+
+
 def _indexed_texts(conn: sqlite3.Connection, chunk: str, upto: int) -> dict[int, tuple[str, str]]:
     """The text the search index holds for those of the flows in ``chunk`` it has indexed."""
     rows = conn.execute(
@@ -190,11 +213,15 @@ def _indexed_texts(conn: sqlite3.Connection, chunk: str, upto: int) -> dict[int,
 
 
 def file_size(conn: sqlite3.Connection) -> int:
+    if conn.__class__ is not sqlite3.Connection:  # PostgreSQL: the database's size on the server
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     return conn.execute("PRAGMA page_count").fetchone()[0] * page_size
 
 
 def free_bytes(conn: sqlite3.Connection) -> int:
+    if conn.__class__ is not sqlite3.Connection:
+        return 0
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     return conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
 
@@ -211,6 +238,8 @@ def give_back_space(conn: sqlite3.Connection, vacuum: bool = False, max_pages: i
     the whole file and holds the write lock meanwhile: only when asked (``vacuum``);
     it also switches the file to incremental mode for next time. False when the
     space stays inside the file (reused by new flows)."""
+    if conn.__class__ is not sqlite3.Connection:
+        return True  # PostgreSQL: its autovacuum makes the space reusable; the server's own care
     if incremental(conn):
         freed = 0
         while conn.execute("PRAGMA freelist_count").fetchone()[0] and (max_pages is None or freed < max_pages):

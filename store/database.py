@@ -13,6 +13,7 @@ from .errors import CorruptDatabase, MissingDatabase, NewerSchema, NotARepostDat
 from .schema import KNOWN_MIGRATIONS, MIGRATION_SET
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+_URL_PREFIXES = ("postgresql://", "postgres://")  # as store/pg.py's, without importing it
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -24,7 +25,13 @@ def open_database(path: str | os.PathLike, *, create: bool = False) -> sqlite3.C
     """Open (and with ``create``, create or migrate) the database at ``path``.
 
     Readers get a connection that never writes unless migrations are pending.
+    A ``postgresql://`` URL opens a PostgreSQL store instead (store/pg.py), which reads and
+    writes through the same interface.
     """
+    if path.__class__ is str and path.startswith(_URL_PREFIXES):
+        from .pg import open_pg
+
+        return open_pg(path, create=create)
     # os.path, not pathlib: pathlib's import is ~4 ms of `repost show`'s 50 ms budget.
     path = os.fspath(path)
     if not os.path.exists(path) or (os.path.getsize(path) == 0 and not create):
@@ -55,9 +62,41 @@ def open_database(path: str | os.PathLike, *, create: bool = False) -> sqlite3.C
     return conn
 
 
+def is_url(path) -> bool:
+    """A server's store (``postgresql://...``), not a file."""
+    return path.__class__ is str and path.startswith(_URL_PREFIXES)
+
+
+def describe(path) -> str:
+    """The store as messages name it: a file's absolute path, a URL without its password."""
+    if is_url(path):
+        from .pg import shown
+
+        return shown(path)
+    return os.path.abspath(path)
+
+
+def same_store(a, b) -> bool:
+    """Whether two --db values name one store (one file by any path, or one URL)."""
+    if is_url(a) or is_url(b):
+        return a == b
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def exists(path) -> bool:
+    """Whether a command would find the store there (a server's store: assumed so)."""
+    return is_url(path) or os.path.exists(path)
+
+
 def discard_created(path: str | os.PathLike, only_if_empty: bool = False) -> None:
     """Remove a database that a failed command created itself, with its -wal and -shm:
-    a failure leaves nothing behind. ``only_if_empty``: unless it holds flows."""
+    a failure leaves nothing behind. ``only_if_empty``: unless it holds flows.
+    A server's store is never removed."""
+    if is_url(path):
+        return
     path = os.fspath(path)
     if only_if_empty:
         try:
@@ -224,10 +263,15 @@ def catch_up(conn: sqlite3.Connection, mark: str, read, write, batch: int, limit
     and returns the last id done. IMMEDIATE, so that two workers (the writer, a search, serve)
     never take the same rows. Returns how many were done."""
     done = 0
+    # PostgreSQL: ids given to concurrent writers commit out of order; go no further than
+    # those settled, or a mark would pass a flow that commits later (store/pg.py).
+    settled = conn.settled_ids() if conn.__class__ is not sqlite3.Connection else None
     while limit is None or done < limit:
         conn.execute("BEGIN IMMEDIATE")
         try:
             rows = read(conn, meta_int(conn, mark), batch)
+            if settled is not None:
+                rows = [r for r in rows if (r["id"] if isinstance(r, dict) else r[0]) <= settled]
             if rows:
                 set_meta(conn, mark, write(conn, rows))
             conn.commit()

@@ -23,3 +23,7 @@ class CorruptDatabase(StoreError):
 
 class FlowNotFound(StoreError):
     pass
+
+
+class MissingDriver(StoreError):
+    """A postgresql:// store, and the optional driver (psycopg) is not installed."""

@@ -9,6 +9,10 @@ from .queries import SAFETY_COLUMNS, SUMMARY_COLUMNS, _compile_filter, _dicts
 
 
 def newest_id(conn: sqlite3.Connection) -> int:
+    if conn.__class__ is not sqlite3.Connection:
+        # PostgreSQL: several recorders commit ids out of order; follow no further than the
+        # ids all settled, or a flow committed late under a lower id would never be shown.
+        return conn.settled_ids()
     return conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
 
 

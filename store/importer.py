@@ -439,7 +439,7 @@ def read_incoming(path: Path, fmt: str) -> Iterator[Incoming]:
 
 def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: bool = False, max_body: int = DEFAULT_MAX_BODY) -> Imported:
     """Import every flow of the file at ``path``, or none: one transaction."""
-    from .database import open_database
+    from .database import exists, open_database
     from .redact import load_key
     from .redact_rules import redactor_for
 
@@ -451,7 +451,7 @@ def import_file(path: Path, db: Path, *, fmt: str | None = None, keep_secrets: b
     fmt = fmt or detect_format(path)
     incoming = read_incoming(path, fmt)
     key = None if keep_secrets else load_key()  # before the database is touched: no key, no import
-    created = not os.path.exists(db)
+    created = not exists(db)
     try:
         conn = open_database(db, create=True)
         try:

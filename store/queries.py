@@ -90,7 +90,7 @@ def _by_id_desc(conn: sqlite3.Connection, selection, limit: int | None = None) -
         return conn.execute(f"SELECT id, started_at FROM flows ORDER BY id DESC{page}", tail)
     # Few matches: find them by index, then sort just those. Many: walk the table
     # from the highest id and stop at --limit (sorting 300,000 index hits would not).
-    probe = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM flows{where} LIMIT {FEW_MATCHES})", params)
+    probe = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM flows{where} LIMIT {FEW_MATCHES}) AS few", params)
     if probe.fetchone()[0] < FEW_MATCHES:
         sql = f"SELECT id, started_at FROM flows WHERE id IN (SELECT id FROM flows{where}) ORDER BY id DESC{page}"
     else:

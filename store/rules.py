@@ -77,7 +77,7 @@ def add_rule(conn: sqlite3.Connection, kind: str, text: str) -> Rule:
 
 
 def get_rules(conn: sqlite3.Connection, kind: str | None = None, ids: list[int] | None = None) -> list[Rule]:
-    sql, params = "SELECT id, kind, method, url_glob, created_at FROM rules WHERE 1", []
+    sql, params = "SELECT id, kind, method, url_glob, created_at FROM rules WHERE 1 = 1", []
     if kind:
         sql += " AND kind = ?"
         params.append(kind)

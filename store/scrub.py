@@ -38,7 +38,7 @@ class ScrubBusy(StoreError):
 def rescrub(conn: sqlite3.Connection, ids: list[int], redactor, *, dry_run: bool = False) -> int:
     """Redact the flows ``ids`` again; returns how many changed (with ``dry_run``: would change)."""
     changed = 0
-    if not dry_run:
+    if not dry_run and conn.__class__ is sqlite3.Connection:
         conn.execute("PRAGMA secure_delete = ON")  # what the rewrite frees is zeroed, not left in free space
     for start in range(0, len(ids), BATCH):
         chunk = json.dumps(ids[start : start + BATCH])
@@ -129,7 +129,7 @@ def _write(conn: sqlite3.Connection, rows, updates: list[dict], events: list) ->
     rewritten, the entries in with the new text, the match keys made again."""
     from .matching import default_key, keyed_upto
     from .queries import _SERVE_COLUMNS
-    from .search import _text, indexed_upto
+    from .search import _text, index_docs, indexed_upto, unindex_docs
 
     old = {r[0]: r for r in rows}
     ids = [u["id"] for u in updates]
@@ -137,10 +137,7 @@ def _write(conn: sqlite3.Connection, rows, updates: list[dict], events: list) ->
     try:
         upto = indexed_upto(conn)
         indexed = [i for i in ids if i <= upto]
-        conn.executemany(
-            "INSERT INTO flows_fts (flows_fts, rowid, request_body, response_body) VALUES ('delete', ?, ?, ?)",
-            [(i, _text(old[i][5], old[i][6], old[i][4]), _text(old[i][10], old[i][11], old[i][9])) for i in indexed],
-        )
+        unindex_docs(conn, [(i, _text(old[i][5], old[i][6], old[i][4]), _text(old[i][10], old[i][11], old[i][9])) for i in indexed])
         for u in updates:
             columns = [c for c in u if c != "id"]
             conn.execute(
@@ -153,10 +150,7 @@ def _write(conn: sqlite3.Connection, rows, updates: list[dict], events: list) ->
                 f" response_content_encoding, response_headers FROM flows WHERE id IN {_ID_LIST}",
                 [json.dumps(indexed)],
             ).fetchall()
-            conn.executemany(
-                "INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)",
-                [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in fresh],
-            )
+            index_docs(conn, [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in fresh])
         keyed = [i for i in ids if i <= keyed_upto(conn)]
         if keyed:
             cur = conn.execute(f"SELECT {_SERVE_COLUMNS} FROM flows WHERE id IN {_ID_LIST}", [json.dumps(keyed)])
@@ -173,6 +167,12 @@ def _write(conn: sqlite3.Connection, rows, updates: list[dict], events: list) ->
 
 def purge_old_bytes(conn: sqlite3.Connection) -> None:
     """Leave no old value in the file, its free pages or its WAL (after ``rescrub``)."""
+    if conn.__class__ is not sqlite3.Connection:
+        # PostgreSQL: the tables rewritten from their live rows (old row versions gone); the
+        # server's WAL segments and backups are its administrator's to expire.
+        for table in ("flows", "flows_fts", "events"):
+            conn.execute_raw(f"VACUUM FULL {table}")
+        return
     with conn:
         # A contentless index keeps deleted terms until its segments merge: merge them all.
         conn.execute("INSERT INTO flows_fts (flows_fts) VALUES ('optimize')")

@@ -45,11 +45,29 @@ def index_pending(conn: sqlite3.Connection, batch: int = 2000, limit: int | None
         ).fetchall()
 
     def write(conn, rows: list) -> int:
-        docs = [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows]
-        conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
+        index_docs(conn, [(r[0], _text(r[1], r[2], r[3]), _text(r[4], r[5], r[6])) for r in rows])
         return rows[-1][0]
 
     return catch_up(conn, META_KEY, read, write, batch, limit)
+
+
+def index_docs(conn, docs: list[tuple[int, str, str]]) -> None:
+    """Index (flow id, request text, response text)s."""
+    if conn.__class__ is sqlite3.Connection:
+        conn.executemany("INSERT INTO flows_fts (rowid, request_body, response_body) VALUES (?, ?, ?)", docs)
+    else:  # PostgreSQL: the same words, as SQLite's tokenizer finds them, in a tsvector
+        conn.executemany(
+            "INSERT INTO flows_fts (id, words) VALUES (?, array_to_tsvector(?::text[])) ON CONFLICT DO NOTHING",
+            [(i, lexemes(request, response)) for i, request, response in docs],
+        )
+
+
+def unindex_docs(conn, docs: list[tuple[int, str, str]]) -> None:
+    """Take flows out of the index; SQLite's contentless FTS5 needs the very text it was given."""
+    if conn.__class__ is sqlite3.Connection:
+        conn.executemany("INSERT INTO flows_fts (flows_fts, rowid, request_body, response_body) VALUES ('delete', ?, ?, ?)", docs)
+    elif docs:
+        conn.execute("DELETE FROM flows_fts WHERE id IN (SELECT value FROM json_each(?))", [json.dumps([d[0] for d in docs])])
 
 
 # -- what a search text means --------------------------------------------------------
@@ -85,6 +103,33 @@ def tokens(text: str) -> list[str]:
         conn.execute("DELETE FROM words")
         conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
         found = [r[0] for r in conn.execute("SELECT term FROM words_seen WHERE doc = 1 ORDER BY offset")]
+        conn.execute("DELETE FROM words")
+    return found
+
+
+# PostgreSQL's limits: a lexeme under 2 KB, a tsvector under 1 MB (of distinct words).
+MAX_LEXEME_BYTES = 2046
+MAX_LEXEMES_BYTES = 900_000
+
+
+def lexemes(*texts: str) -> list[str]:
+    """The distinct words of ``texts`` as the index holds them (PostgreSQL's flows_fts)."""
+    words, size = [], 0
+    for word in dict.fromkeys(t for text in texts if text for t in _distinct_tokens(text)):
+        n = len(word.encode("utf-8", "replace")) + 8
+        if n - 8 > MAX_LEXEME_BYTES or size + n > MAX_LEXEMES_BYTES:
+            continue
+        words.append(word)
+        size += n
+    return words
+
+
+def _distinct_tokens(text: str) -> list[str]:
+    conn = _scratch_db()
+    with conn:
+        conn.execute("DELETE FROM words")
+        conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
+        found = [r[0] for r in conn.execute("SELECT DISTINCT term FROM words_seen WHERE doc = 1")]
         conn.execute("DELETE FROM words")
     return found
 

@@ -137,7 +137,7 @@ class Selection:
         terms = self.search_terms() if search else None
         if terms is not None:
             if terms.empty:  # nothing but punctuation: no flow holds no word
-                clauses.append("0")
+                clauses.append("1 = 0")
             else:
                 clauses.append("id IN (SELECT rowid FROM flows_fts WHERE flows_fts MATCH ?)")
                 params.append(terms.index_query())

@@ -89,3 +89,22 @@ def h2_upstream(tls_ca, tmp_path_factory):
     server.ca_file = folder / "ca.pem"
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL server for the whole run (tests/pgcluster.py); skips when none can be had."""
+    from .pgcluster import Cluster, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    cluster = Cluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """The URL of a fresh, empty PostgreSQL database."""
+    return pg_cluster.new_database()

@@ -41,10 +41,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class RecordingProxy:
     """`repost record` as a real subprocess on a loopback port."""
 
-    def __init__(self, db: Path, confdir: Path, *args: str, env: dict | None = None, host_check: str = "127.0.0.1"):
-        self.db = Path(db)
+    def __init__(self, db: Path, confdir: Path, *args: str, env: dict | None = None, host_check: str = "127.0.0.1",
+                 log: Path | None = None):  # fmt: skip
+        # A postgresql:// URL stays a string (Path would fold its //); its log goes where ``log`` says.
+        self.db = db if is_url(db) else Path(db)
         self.port = free_port()
-        self.log = Path(str(db) + ".proxy.log")
+        self.log = Path(log or str(db) + ".proxy.log")
         cmd = [
             sys.executable, "-m", "repost.cli", "record", "--db", str(db),
             "--listen-port", str(self.port), "--set", f"confdir={confdir}", *args,
@@ -106,8 +108,18 @@ def show_json(db: Path, flow_id: int) -> dict:
     return json.loads(result.output)
 
 
+def is_url(db) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
 def count_flows(db: Path) -> int:
     import sqlite3
+
+    if is_url(db):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM flows").fetchone()[0]
 
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -131,8 +143,10 @@ def store_flows(db: Path, flows: list, keep_secrets: bool = False) -> list[int]:
     from repost.store.redact import Redactor, load_key
     from repost.store.writer import BatchWriter
 
+    from repost.store.database import open_database
+
     writer = BatchWriter(str(db), redactor=None if keep_secrets else Redactor(load_key()), max_body=10 * 1024 * 1024)
-    conn = sqlite3.connect(db)
+    conn = open_database(db) if is_url(db) else sqlite3.connect(db)
     before = conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0]
     assert writer.write([snapshot(f) for f in flows])
     writer.close()
