@@ -107,8 +107,15 @@ def _snapshots(start: int, count: int, t0: float) -> list[tuple]:
     return out
 
 
+def _schema() -> str:
+    """The store's newest migration: a cached store made by another schema (another branch) is not reused."""
+    from repost.store.schema import KNOWN_MIGRATIONS
+
+    return KNOWN_MIGRATIONS[-1]
+
+
 def store_path(n: int) -> Path:
-    return Path(f"/tmp/repost-bench-serve-{n}.db")
+    return Path(f"/tmp/repost-bench-serve-{n}-{_schema()}.db")
 
 
 def ensure_store(n: int, log) -> dict:
@@ -158,7 +165,7 @@ def ensure_store(n: int, log) -> dict:
 def ensure_flow_file(n: int, env: dict, log) -> Path:
     """The same flows as a mitmproxy flow file, by `repost export --format mitm` (cached)."""
     db = store_path(n)
-    out = Path(f"/tmp/repost-bench-serve-{n}.mitm")
+    out = Path(f"/tmp/repost-bench-serve-{n}-{_schema()}.mitm")
     stamp = Path(f"{out}.done")
     if out.exists() and stamp.exists() and stamp.read_text() == str(db.stat().st_mtime):
         return out
