@@ -13,6 +13,8 @@ with httpx and asserting the answer:
         minimal aiohttp server in a thread (started once per session) giving the same answer
 
 The plugin stays loaded in both (so its import is not what is measured: only the fixture).
+The plugin's cache of imported fixture files is a folder in the temp dir: the unmeasured first
+run fills it (its time is printed), the measured rounds find it, as a developer's reruns do.
 Each round runs both as ``python -m pytest -q -p no:cacheprovider`` subprocesses, the order
 alternating. Reported: median wall time of each, the ratio real/stub, and the overhead per test
 in ms ((real - stub) / tests). Criterion: ratio < 1.05.
@@ -155,14 +157,19 @@ def main() -> None:
         root = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "REPOST_"))}
         env["REPOST_KEY_FILE"] = str(root / "fingerprint.key")
+        env["REPOST_FIXTURE_CACHE"] = str(root / "fixture-cache")  # the plugin's imported fixture files
         har = record_fixture(root, env)
         real = make_suite(root / "real", args.tests)
         stub = make_suite(root / "stub", args.tests, stub=True)
         for suite in (real, stub):
             (suite / "fixture.har").write_bytes(har.read_bytes())
-        # one unmeasured run of each: bytecode compiled, files in the page cache
+        # one unmeasured run of each: bytecode compiled, files in the page cache, and the
+        # fixture file imported into the plugin's cache (what a first run after changing it pays)
+        first = {}
         for name, suite in (("real", real), ("stub", stub)):
-            check(run_suite(suite, env)[1], name, args.tests)
+            first[name], done = run_suite(suite, env)
+            check(done, name, args.tests)
+        print(f"first run (unmeasured; the fixture cache cold): real {first['real']:.3f} s, stub {first['stub']:.3f} s")
 
         times: dict[str, list[float]] = {"real": [], "stub": []}
         print(f"{'round':>5} {'real s':>8} {'stub s':>8} {'ratio':>7}")
@@ -183,7 +190,7 @@ def main() -> None:
             print("\n" + profile(real, env, root))
         if args.json:
             print(json.dumps({"tests": args.tests, "rounds": args.rounds, "real_s": times["real"], "stub_s": times["stub"],
-                              "real_median_s": real_s, "stub_median_s": stub_s, "ratio": ratio,
+                              "first_run_s": first, "real_median_s": real_s, "stub_median_s": stub_s, "ratio": ratio,
                               "overhead_per_test_ms": per_test_ms, "pass": ratio < 1.05}))  # fmt: skip
     if args.check and ratio >= 1.05:
         sys.exit(1)
