@@ -135,6 +135,9 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     direct = mode == "server" or answerer.origin is not None
+    # Plain HTTP answered in front of mitmproxy (cli/serve_front.py), unless an option could change
+    # how mitmproxy treats plain requests (proxyauth, ...): then every request goes through it.
+    front = mode == "regular" and all(_tls_only(setting) for setting in extra)
     try:
         runner, bound = await start(answerer, host if direct else "127.0.0.1", port if direct else 0)
     except OSError as e:
@@ -145,6 +148,33 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
             as_what = "" if mode == "server" else f" as a reverse proxy to {answerer.origin}"
             click.echo(f"repost: serving recordings from {db}{as_what} on http://{where} (Ctrl-C to stop)", err=True)
             await stop.wait()
+        elif front:
+            from .serve_front import free_port, start_front, wait_listening
+            from .serve_proxy import run_serving_proxy
+
+            mitm_port = free_port()
+            proxy = asyncio.ensure_future(run_serving_proxy(mode, "127.0.0.1", mitm_port, bound, stop, list(extra), quiet=True))
+            # mitmproxy's start-up holds this event loop for a second or so: the front opens after
+            # it, or the first answers (a stream's times) would wait on it.
+            if not await wait_listening(mitm_port, proxy):
+                if not proxy.done():
+                    stop.set()
+                    await proxy
+                    raise click.ClickException("mitmproxy did not start listening within 60 s")
+                await proxy  # its failure, or a stop before it was up
+                return answerer.summary
+            try:
+                stop_front, port = await start_front(runner, host, port, mitm_port)
+            except OSError as e:
+                stop.set()
+                await proxy
+                raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+            try:
+                click.echo(f"repost: serving recordings as an HTTP proxy on {host_port(host, port)}; CONNECT (HTTPS) "
+                           "through mitmproxy (Ctrl-C to stop)", err=True)  # fmt: skip
+                await proxy
+            finally:
+                await stop_front()
         else:
             from .serve_proxy import run_serving_proxy
 
@@ -155,6 +185,15 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
             await forwarder.close()
         conn.close()
     return answerer.summary
+
+
+# mitmproxy options that concern only what goes through CONNECT (certificates, TLS), or that the
+# serve addon overrides anyway: with these the plain-HTTP front still answers plain requests.
+_TLS_OPTION_PREFIXES = ("ssl_", "tls_", "cert", "client_cert", "key_size", "confdir", "connection_strategy", "upstream_cert")
+
+
+def _tls_only(setting: str) -> bool:
+    return setting.partition("=")[0].strip().startswith(_TLS_OPTION_PREFIXES)
 
 
 def _plain_reverse(mode: str, host: str, port: int) -> tuple[str | None, str, int]:

@@ -170,6 +170,16 @@ async def _incoming(request, fixed_origin: str | None = None) -> IncomingRequest
     body = await request.read()
     headers = [(k.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for k, v in request.raw_headers]
     origin = fixed_origin or request.headers.get(ORIGIN_HEADER)
+    target = request.raw_path
+    if not fixed_origin and is_absolute(target):  # an HTTP proxy's request: http://host[:port]/path
+        url = request.url
+        scheme, host, port = url.scheme, url.host or "", url.port
+        headers = [(k, v) for k, v in headers if k.lower() != ORIGIN_HEADER.lower()]
+        return IncomingRequest(
+            method=request.method, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80),
+            target=url.raw_path_qs, headers=headers, body=body,
+            http_version=f"HTTP/{request.version.major}.{request.version.minor}",
+        )  # fmt: skip
     if origin:  # a proxy mode sent it (or a reverse proxy's target): the request's own scheme and authority
         scheme, _, authority = origin.partition("://")
         headers = [(k, v) for k, v in headers if k.lower() != ORIGIN_HEADER.lower()]
@@ -182,6 +192,12 @@ async def _incoming(request, fixed_origin: str | None = None) -> IncomingRequest
         method=request.method, scheme=scheme, host=host, port=port, target=request.raw_path,
         headers=headers, body=body, http_version=f"HTTP/{request.version.major}.{request.version.minor}",
     )  # fmt: skip
+
+
+def is_absolute(target: str) -> bool:
+    """An absolute-form request target (``http://host/path``), as clients send to an HTTP proxy."""
+    head = target[:8].lower()
+    return head.startswith("http://") or head == "https://"
 
 
 def _split_authority(authority: str, scheme: str) -> tuple[str, int]:

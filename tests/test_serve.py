@@ -250,6 +250,38 @@ def test_regular_proxy_mode_passes_a_stream_on_at_its_recorded_times(recorded_st
     assert counting_upstream.count() == before
 
 
+def test_regular_proxy_mode_answers_plain_http_in_front_of_mitmproxy(tmp_path, serving, counting_upstream):
+    """Plain HTTP proxy requests (absolute form) are answered by the answering server itself
+    (cli/serve_front.py; CONNECT still goes to mitmproxy, see the HTTPS test above)."""
+    import requests
+
+    db = tmp_path / "r.db"
+    url = f"{counting_upstream.url}/orders"
+    store_flows(db, [
+        post_flow(url, b'{"item": "book", "qty": 1}', JSON, 201, b'{"id": 1}', JSON),
+        post_flow(url, b'{"item": "book", "qty": 1}', JSON, 201, b'{"id": 2}', JSON),
+        post_flow(f"{counting_upstream.url}/search?b=2&a=1", b"", {}, 200, b"found", {"content-type": "text/plain"}),
+    ])  # fmt: skip
+    before = counting_upstream.count()
+    s = serving("--db", db, "--mode", "regular")
+    with httpx.Client(proxy=s.url, timeout=10) as c:
+        first = c.post(url, content=b'{"qty": 1, "item": "book"}', headers=JSON)
+        query = c.post(f"{counting_upstream.url}/search?a=1&b=2")
+        miss = c.post(url, json={"item": "book", "qty": 2})
+        other_host = c.post(f"http://localhost:{counting_upstream.port}/orders", json={"item": "book", "qty": 1})
+    second = requests.post(url, json={"item": "book", "qty": 1}, proxies={"http": s.url}, timeout=10)
+    assert (first.status_code, first.json(), first.headers["repost-flow"]) == (201, {"id": 1}, "1")
+    assert (second.status_code, second.json(), second.headers["repost-flow"]) == (201, {"id": 2}, "2")  # in order
+    assert query.text == "found"
+    assert miss.status_code == 502
+    assert miss.json()["closest"]["differences"] == [{"path": "request.body.qty", "a": 1, "b": 2}]
+    assert other_host.status_code == 502  # the host counts in proxy modes
+    assert counting_upstream.count() == before  # nothing reached the recorded server
+    code, _, err = s.stop()
+    assert code == 0
+    assert "as an HTTP proxy on" in err and "served 3 requests from 3 recordings; 2 missed" in err
+
+
 def test_an_incomplete_stream_is_cut_off_at_the_same_event(start_proxy, counting_upstream, serving):
     proxy = start_proxy()
     counting_upstream.set_stream(StreamScript(WORDS, cut_after=4, deadline=0.01))
