@@ -296,12 +296,11 @@ def repost(request, _repost_session):
     def on_served(outcome):
         (fixture.misses if outcome.flow_id is None else fixture.served).append(outcome)
 
-    scratch = Path(tempfile.mkdtemp(prefix="repost-test-", dir=_repost_session.workdir))
     forward = None
     if mode in ("record", "auto"):
         to = _target(upstream) if upstream else None
         forward = {"to": to, "consent": True, "always": mode == "record"}
-        db = scratch / "recorded.db"
+        db = Path(tempfile.mkdtemp(prefix="repost-test-", dir=_repost_session.workdir)) / "recorded.db"
         if mode == "auto" and file.exists():
             shutil.copy(_as_database(file, _repost_session), db)
     else:
