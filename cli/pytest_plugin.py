@@ -160,7 +160,20 @@ class _Session:
             self.answerer.always_forward = always
 
         self._started()  # the server is up (or its failure raised here)
+        matcher = self.matchers.get((db, repr(options))) if forward is None else None
+        if matcher is not None and not self._forwarding():
+            # Replay with a Matcher made before: nothing here touches SQLite or waits, so it is set
+            # from this thread; two round trips to the loop's thread per test were ~1% of a suite.
+            from repost.store.answering import Answerer
+
+            matcher.reset()  # each test starts every sequence from its first recording
+            self.answerer = Answerer(matcher, speed=speed, on_served=on_served)
+            return
         self.call(load())
+
+    def _forwarding(self) -> bool:
+        """The current answerer forwards (record, auto): dropping it closes things on the loop."""
+        return self.answerer is not None and self.answerer.forwarder is not None
 
     def _replay_matcher(self, db: Path, options):
         """One Matcher per fixture file and options for the whole session: opening the database and
@@ -184,7 +197,10 @@ class _Session:
         self.matchers.clear()
 
     def release(self):
-        self.call(self._drop())
+        if self._forwarding():
+            self.call(self._drop())
+        else:
+            self.answerer = None  # replay: nothing to close
 
     def proxy(self) -> tuple[str, str]:
         """mitmproxy in regular mode, sending every request to the answering server."""
