@@ -42,7 +42,9 @@ class _Front(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         end = self.buffer.find(b"\n")
-        if end < 0 and len(self.buffer) < _MAX_LINE:
+        # Not a request line at all (a TLS ClientHello, SOCKS): to mitmproxy at once, since such a
+        # client waits for an answer before sending a line end.
+        if end < 0 and len(self.buffer) < _MAX_LINE and self.buffer[:1].isalpha():
             return
         line = self.buffer[:end].rstrip(b"\r") if end >= 0 else b""
         data, self.buffer = self.buffer, b""
