@@ -62,6 +62,12 @@ class ServeRecordings:
         r.headers[ORIGIN_HEADER] = f"{r.scheme}://{host}{'' if default else f':{r.port}'}"
         r.scheme, r.host, r.port = "http", "127.0.0.1", self.port
 
+    def responseheaders(self, flow) -> None:
+        # The answer goes on to the client as the answering server writes it: a stream at its
+        # recorded times (mitmproxy would otherwise hold the whole body first).
+        if self.port is not None and flow.request.host == "127.0.0.1" and flow.request.port == self.port:
+            flow.response.stream = True
+
     async def done(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()

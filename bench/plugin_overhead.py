@@ -13,6 +13,8 @@ with httpx and asserting the answer:
         minimal aiohttp server in a thread (started once per session) giving the same answer
 
 The plugin stays loaded in both (so its import is not what is measured: only the fixture).
+The plugin's cache of imported fixture files is a folder in the temp dir: the unmeasured first
+run fills it (its time is printed), the measured rounds find it, as a developer's reruns do.
 Each round runs both as ``python -m pytest -q -p no:cacheprovider`` subprocesses, the order
 alternating. Reported: median wall time of each, the ratio real/stub, and the overhead per test
 in ms ((real - stub) / tests). Criterion: ratio < 1.05.
@@ -99,10 +101,18 @@ def make_suite(folder: Path, count: int, *, upstream: str | None = None, stub: b
     return folder
 
 
+CPU: dict[str, list[float]] = {"real": [], "stub": []}  # CPU seconds (user + sys) of each measured run
+
+
 def run_suite(folder: Path, env: dict, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=folder, env=env,
                           capture_output=True, text=True)  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run_suite.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return time.perf_counter() - t0, done
 
 
@@ -155,36 +165,51 @@ def main() -> None:
         root = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "REPOST_"))}
         env["REPOST_KEY_FILE"] = str(root / "fingerprint.key")
+        env["REPOST_FIXTURE_CACHE"] = str(root / "fixture-cache")  # the plugin's imported fixture files
         har = record_fixture(root, env)
         real = make_suite(root / "real", args.tests)
         stub = make_suite(root / "stub", args.tests, stub=True)
         for suite in (real, stub):
             (suite / "fixture.har").write_bytes(har.read_bytes())
-        # one unmeasured run of each: bytecode compiled, files in the page cache
+        # one unmeasured run of each: bytecode compiled, files in the page cache, and the
+        # fixture file imported into the plugin's cache (what a first run after changing it pays)
+        first = {}
         for name, suite in (("real", real), ("stub", stub)):
-            check(run_suite(suite, env)[1], name, args.tests)
+            first[name], done = run_suite(suite, env)
+            check(done, name, args.tests)
+        print(f"first run (unmeasured; the fixture cache cold): real {first['real']:.3f} s, stub {first['stub']:.3f} s")
 
         times: dict[str, list[float]] = {"real": [], "stub": []}
-        print(f"{'round':>5} {'real s':>8} {'stub s':>8} {'ratio':>7}")
+        print(f"{'round':>5} {'real s':>8} {'stub s':>8} {'ratio':>7} {'real cpu':>8} {'stub cpu':>8} {'ratio':>7}")
         for i in range(args.rounds):
             order = [("real", real), ("stub", stub)] if i % 2 == 0 else [("stub", stub), ("real", real)]
             for name, suite in order:
                 seconds, done = run_suite(suite, env)
                 check(done, name, args.tests)
                 times[name].append(seconds)
-            print(f"{i + 1:5} {times['real'][-1]:8.3f} {times['stub'][-1]:8.3f} {times['real'][-1] / times['stub'][-1]:7.3f}")
+                CPU[name].append(run_suite.cpu)
+            print(f"{i + 1:5} {times['real'][-1]:8.3f} {times['stub'][-1]:8.3f} {times['real'][-1] / times['stub'][-1]:7.3f}"
+                  f" {CPU['real'][-1]:8.3f} {CPU['stub'][-1]:8.3f} {CPU['real'][-1] / CPU['stub'][-1]:7.3f}")  # fmt: skip
 
         real_s, stub_s = statistics.median(times["real"]), statistics.median(times["stub"])
         ratio = real_s / stub_s
         per_test_ms = (real_s - stub_s) / args.tests * 1000
         print(f"\nmedian wall time, {args.tests} tests: real fixture {real_s:.3f} s, Python stub {stub_s:.3f} s")
         print(f"ratio real/stub: {ratio:.3f}   overhead per test: {per_test_ms:.2f} ms   PASS (< 1.05): {ratio < 1.05}")
+        # Other jobs on a shared machine move wall times by 20% between runs: the median of the
+        # per-round ratios (each pair run back to back) and CPU time (what the suite itself
+        # spent) are steadier; both reported, the criterion stays on wall time.
+        round_ratio = statistics.median(r / s for r, s in zip(times["real"], times["stub"]))
+        cpu_ratio = statistics.median(CPU["real"]) / statistics.median(CPU["stub"])
+        print(f"median of per-round wall ratios: {round_ratio:.3f}   CPU time (user+sys) ratio: {cpu_ratio:.3f} "
+              f"({statistics.median(CPU['real']):.3f} s / {statistics.median(CPU['stub']):.3f} s)")
         if args.profile:
             print("\n" + profile(real, env, root))
         if args.json:
             print(json.dumps({"tests": args.tests, "rounds": args.rounds, "real_s": times["real"], "stub_s": times["stub"],
-                              "real_median_s": real_s, "stub_median_s": stub_s, "ratio": ratio,
-                              "overhead_per_test_ms": per_test_ms, "pass": ratio < 1.05}))  # fmt: skip
+                              "first_run_s": first, "real_median_s": real_s, "stub_median_s": stub_s, "ratio": ratio,
+                              "overhead_per_test_ms": per_test_ms, "round_ratio": round_ratio, "cpu_s": CPU,
+                              "cpu_ratio": cpu_ratio, "pass": ratio < 1.05}))  # fmt: skip
     if args.check and ratio >= 1.05:
         sys.exit(1)
 

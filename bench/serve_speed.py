@@ -107,8 +107,15 @@ def _snapshots(start: int, count: int, t0: float) -> list[tuple]:
     return out
 
 
+def _schema() -> str:
+    """The store's newest migration: a cached store made by another schema (another branch) is not reused."""
+    from repost.store.schema import KNOWN_MIGRATIONS
+
+    return KNOWN_MIGRATIONS[-1]
+
+
 def store_path(n: int) -> Path:
-    return Path(f"/tmp/repost-bench-serve-{n}.db")
+    return Path(f"/tmp/repost-bench-serve-{n}-{_schema()}.db")
 
 
 def ensure_store(n: int, log) -> dict:
@@ -158,7 +165,7 @@ def ensure_store(n: int, log) -> dict:
 def ensure_flow_file(n: int, env: dict, log) -> Path:
     """The same flows as a mitmproxy flow file, by `repost export --format mitm` (cached)."""
     db = store_path(n)
-    out = Path(f"/tmp/repost-bench-serve-{n}.mitm")
+    out = Path(f"/tmp/repost-bench-serve-{n}-{_schema()}.mitm")
     stamp = Path(f"{out}.done")
     if out.exists() and stamp.exists() and stamp.read_text() == str(db.stat().st_mtime):
         return out
@@ -219,7 +226,13 @@ def bench_env() -> dict:
     return env
 
 
-REPOST_CMD = {"repost": "repost", "repost-reverse": "repost"}  # --repost-cmd / --reverse-cmd: try a variant
+REPOST_CMD = {"repost": "repost", "repost-reverse": "repost", "repost-regular": "repost"}  # --repost-cmd / --reverse-cmd: try a variant
+# Servers used as HTTP proxies (regular mode): their requests name the recorded origin (absolute form).
+PROXIES = {"repost-regular", "mitmdump-regular"}
+
+
+def target_of(kind: str) -> str:
+    return f"{ORIGIN_URL}{PATH}" if kind in PROXIES else PATH
 
 
 def server_argv(kind: str, port: int, db: Path | None = None, flows: Path | None = None, extra=()) -> list[str]:
@@ -228,8 +241,11 @@ def server_argv(kind: str, port: int, db: Path | None = None, flows: Path | None
         return [*h.command_prefix(REPOST_CMD[kind]), "serve", "--db", str(db), *listen, *extra]
     if kind == "repost-reverse":
         return [*h.command_prefix(REPOST_CMD[kind]), "serve", "--db", str(db), "--mode", f"reverse:{ORIGIN_URL}", *listen, *extra]
-    if kind == "mitmdump":
-        return [h.resolve_executable("mitmdump"), "--mode", f"reverse:{ORIGIN_URL}", *listen,
+    if kind == "repost-regular":
+        return [*h.command_prefix(REPOST_CMD[kind]), "serve", "--db", str(db), "--mode", "regular", *listen, *extra]
+    if kind in ("mitmdump", "mitmdump-regular"):
+        mode = "regular" if kind == "mitmdump-regular" else f"reverse:{ORIGIN_URL}"
+        return [h.resolve_executable("mitmdump"), "--mode", mode, *listen,
                 "--server-replay", str(flows), "--set", "server_replay_reuse=true", "--set", "server_replay_extra=kill",
                 "--set", "connection_strategy=lazy", *extra]  # fmt: skip
     raise ValueError(kind)
@@ -257,7 +273,7 @@ def post(conn: http.client.HTTPConnection, path: str, data: bytes) -> tuple[int,
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}
 
 
-def first_answer(proc: subprocess.Popen, port: int, t0: float, timeout: float) -> float:
+def first_answer(proc: subprocess.Popen, port: int, t0: float, timeout: float, target: str = PATH) -> float:
     """Seconds from t0 (the spawn) to the first 200 to a recorded POST; polls with a deadline."""
     deadline = t0 + timeout
     while True:
@@ -266,7 +282,7 @@ def first_answer(proc: subprocess.Popen, port: int, t0: float, timeout: float) -
         try:
             conn = http.client.HTTPConnection(h.HOST, port, timeout=timeout)
             try:
-                status, _ = post(conn, PATH, BODIES[0])
+                status, _ = post(conn, target, BODIES[0])
             finally:
                 conn.close()
             if status == 200:
@@ -279,14 +295,14 @@ def first_answer(proc: subprocess.Popen, port: int, t0: float, timeout: float) -
         time.sleep(0.005)
 
 
-def check_answers(port: int, count: int = DISTINCT, repost: bool = False, distinct: int = DISTINCT) -> dict:
+def check_answers(port: int, count: int = DISTINCT, repost: bool = False, distinct: int = DISTINCT, target: str = PATH) -> dict:
     """Send ``count`` POSTs cycling through ``distinct`` recorded bodies on one keep-alive connection;
     count the statuses (all must be 200)."""
     statuses: dict[int, int] = {}
     conn = http.client.HTTPConnection(h.HOST, port, timeout=30)
     try:
         for i in range(count):
-            status, headers = post(conn, PATH, BODIES[i % distinct])
+            status, headers = post(conn, target, BODIES[i % distinct])
             statuses[status] = statuses.get(status, 0) + 1
             if repost and status == 200 and "repost-flow" not in headers:
                 raise h.BenchError("a 200 without Repost-Flow: not repost's answer")
@@ -299,12 +315,12 @@ def check_answers(port: int, count: int = DISTINCT, repost: bool = False, distin
 # throughput
 
 
-def write_lua(path: Path) -> Path:
-    """wrk script: POST PATH, the body cycling through the DISTINCT recorded ones (per thread)."""
+def write_lua(path: Path, target: str = PATH) -> Path:
+    """wrk script: POST target, the body cycling through the DISTINCT recorded ones (per thread)."""
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"', "local bodies = {"]
     lines += [f"  [==[{b.decode()}]==]," for b in BODIES]
     lines += ["}", "local i = 0", "request = function()", "  i = i % #bodies + 1",
-              f'  return wrk.format(nil, "{PATH}", nil, bodies[i])', "end"]  # fmt: skip
+              f'  return wrk.format(nil, "{target}", nil, bodies[i])', "end"]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -313,8 +329,8 @@ def measure_throughput(args, tmp: Path, env: dict, log) -> dict:
     n = args.flows
     ensure_store(n, log)
     flows = ensure_flow_file(n, env, log)
-    lua = write_lua(tmp / "bodies.lua")
-    kinds = ["repost", "repost-reverse", "mitmdump"]
+    luas = {False: write_lua(tmp / "bodies.lua"), True: write_lua(tmp / "bodies-proxy.lua", f"{ORIGIN_URL}{PATH}")}
+    kinds = ["repost", "repost-reverse", "mitmdump"] + (["repost-regular", "mitmdump-regular"] if args.regular else [])
     procs: dict[str, tuple[subprocess.Popen, int]] = {}
     results: dict[str, list] = {k: [] for k in kinds}
     checks = {}
@@ -324,20 +340,21 @@ def measure_throughput(args, tmp: Path, env: dict, log) -> dict:
             t0 = time.perf_counter()
             proc = spawn(f"tp-{kind}", server_argv(kind, port, db=store_path(n), flows=flows), tmp, env)
             procs[kind] = (proc, port)
-            secs = first_answer(proc, port, t0, timeout=600)
-            checks[kind] = check_answers(port, repost=kind != "mitmdump")
+            secs = first_answer(proc, port, t0, timeout=600, target=target_of(kind))
+            checks[kind] = check_answers(port, repost=kind.startswith("repost"), target=target_of(kind))
             log(f"  {kind:15s} up, first answer after {secs:.2f} s; {DISTINCT} distinct bodies answered: {checks[kind]}")
             if set(checks[kind]) != {200}:
                 raise h.BenchError(f"{kind} did not answer 200 to every recorded body: {checks[kind]}")
         for kind in kinds:  # warm-up (not counted)
-            w = h.run_wrk(procs[kind][1], args.warmup, connections=args.connections, script=lua, log_path=tmp / "wrk.log")
+            w = h.run_wrk(procs[kind][1], args.warmup, connections=args.connections, script=luas[kind in PROXIES],
+                          log_path=tmp / "wrk.log")  # fmt: skip
             if w.errors:
                 raise h.BenchError(f"{kind} warm-up: {w.non2xx} non-2xx, {w.socket_errors} socket errors")
         for r in range(args.rounds):
             order = kinds if r % 2 == 0 else kinds[::-1]
             line = []
             for kind in order:
-                w = h.run_wrk(procs[kind][1], args.duration, connections=args.connections, script=lua,
+                w = h.run_wrk(procs[kind][1], args.duration, connections=args.connections, script=luas[kind in PROXIES],
                               log_path=tmp / "wrk.log")  # fmt: skip
                 results[kind].append(w)
                 line.append(f"{kind} {w.rps:8.1f} req/s (p50 {w.p50_ms:.1f} ms, non-2xx {w.non2xx}, sock err {w.socket_errors})")
@@ -348,11 +365,13 @@ def measure_throughput(args, tmp: Path, env: dict, log) -> dict:
             stop(f"tp-{kind}", proc, port, tmp)
     per_round = [
         {"server_ratio": results["repost"][i].rps / results["mitmdump"][i].rps,
-         "proxy_ratio": results["repost-reverse"][i].rps / results["mitmdump"][i].rps}
+         "proxy_ratio": results["repost-reverse"][i].rps / results["mitmdump"][i].rps,
+         "regular_ratio": results["repost-regular"][i].rps / results["mitmdump-regular"][i].rps if args.regular else None}
         for i in range(args.rounds)
     ]  # fmt: skip
     server_ratio = statistics.median(p["server_ratio"] for p in per_round)
     proxy_ratio = statistics.median(p["proxy_ratio"] for p in per_round)
+    regular_ratio = statistics.median(p["regular_ratio"] for p in per_round) if args.regular else None
     errors = sum(w.errors for ws in results.values() for w in ws)
     return {
         "flows": n, "rounds": args.rounds, "duration_s": args.duration, "connections": args.connections,
@@ -365,7 +384,10 @@ def measure_throughput(args, tmp: Path, env: dict, log) -> dict:
         "server_ratios": [round(p["server_ratio"], 2) for p in per_round],
         "proxy_ratios": [round(p["proxy_ratio"], 2) for p in per_round],
         "median_server_ratio": round(server_ratio, 2), "median_proxy_ratio": round(proxy_ratio, 2),
-        "pass": server_ratio >= MIN_SERVER_RATIO and proxy_ratio >= MIN_PROXY_RATIO and errors == 0,
+        "regular_ratios": [round(p["regular_ratio"], 2) for p in per_round] if args.regular else None,
+        "median_regular_ratio": round(regular_ratio, 2) if args.regular else None,
+        "pass": server_ratio >= MIN_SERVER_RATIO and proxy_ratio >= MIN_PROXY_RATIO and errors == 0
+                and (regular_ratio is None or regular_ratio >= MIN_PROXY_RATIO),
     }  # fmt: skip
 
 
@@ -524,6 +546,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON summary at the end")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--no-regular", dest="regular", action="store_false",
+                        help="throughput: leave out regular (HTTP proxy) mode, repost serve --mode regular vs mitmdump --mode regular")  # fmt: skip
     args = parser.parse_args(argv)
     REPOST_CMD.update({"repost": args.repost_cmd, "repost-reverse": args.reverse_cmd})
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
@@ -563,7 +587,8 @@ def main(argv=None) -> int:
         t = summary["throughput"]
         log(f"throughput ({t['flows']:,} flows): median req/s {t['median_rps']}; repost/mitmdump server mode "
             f"{t['median_server_ratio']:.2f}x (need {MIN_SERVER_RATIO}), reverse mode {t['median_proxy_ratio']:.2f}x "
-            f"(need {MIN_PROXY_RATIO}); PASS: {t['pass']}")  # fmt: skip
+            + (f"regular mode {t['median_regular_ratio']:.2f}x " if t["median_regular_ratio"] is not None else "")
+            + f"(need {MIN_PROXY_RATIO}); PASS: {t['pass']}")  # fmt: skip
     if "startup" in summary:
         s = summary["startup"]
         log(f"start-up: repost growth {s['repost_growth_mb']} MB, reverse {s['repost-reverse_growth_mb']} MB; PASS: {s['pass']}")

@@ -93,15 +93,31 @@ class _Session:
     """The answering server on its own event loop thread, and the proxy when a test wants one."""
 
     def __init__(self, workdir: Path):
+        import socket
+
         self.workdir = workdir
         self.loop = asyncio.new_event_loop()
         self.answerer = None
+        # The socket is bound and listening here, so the URL is known at once; the server itself
+        # (importing aiohttp, most of it) comes up on the loop's thread while the first test
+        # prepares its fixture file. A request made before it is up waits in the backlog.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self.loop.run_forever, name="repost-serve", daemon=True)
         self.thread.start()
-        self.runner, self.port = self.call(self._start())
+        self._starting = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
+        self._runner = None
         self._proxy = None
         self.imported: dict[Path, Path] = {}
         self.matchers: dict[tuple, object] = {}  # (database, options) -> Matcher, replay mode
+
+    def _started(self):
+        """The server's runner, once it is up."""
+        if self._runner is None:
+            self._runner = self._starting.result(60)
+        return self._runner
 
     def call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
@@ -118,9 +134,8 @@ class _Session:
         app.router.add_route("*", "/{tail:.*}", handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, site._server.sockets[0].getsockname()[1]
+        await web.SockSite(runner, self.sock).start()
+        return runner
 
     def use(self, db: Path, options, *, speed: float, forward: dict | None, on_served):
         """Answer from ``db`` with these options until the next test (made on the loop's thread:
@@ -144,7 +159,21 @@ class _Session:
             self.answerer = Answerer(matcher, speed=speed, on_served=on_served, forwarder=forwarder)
             self.answerer.always_forward = always
 
+        self._started()  # the server is up (or its failure raised here)
+        matcher = self.matchers.get((db, repr(options))) if forward is None else None
+        if matcher is not None and not self._forwarding():
+            # Replay with a Matcher made before: nothing here touches SQLite or waits, so it is set
+            # from this thread; two round trips to the loop's thread per test were ~1% of a suite.
+            from repost.store.answering import Answerer
+
+            matcher.reset()  # each test starts every sequence from its first recording
+            self.answerer = Answerer(matcher, speed=speed, on_served=on_served)
+            return
         self.call(load())
+
+    def _forwarding(self) -> bool:
+        """The current answerer forwards (record, auto): dropping it closes things on the loop."""
+        return self.answerer is not None and self.answerer.forwarder is not None
 
     def _replay_matcher(self, db: Path, options):
         """One Matcher per fixture file and options for the whole session: opening the database and
@@ -168,7 +197,10 @@ class _Session:
         self.matchers.clear()
 
     def release(self):
-        self.call(self._drop())
+        if self._forwarding():
+            self.call(self._drop())
+        else:
+            self.answerer = None  # replay: nothing to close
 
     def proxy(self) -> tuple[str, str]:
         """mitmproxy in regular mode, sending every request to the answering server."""
@@ -199,7 +231,7 @@ class _Session:
             log.close()
         self.call(self._drop())
         self.call(self._close_matchers())
-        self.call(self.runner.cleanup())
+        self.call(self._started().cleanup())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
@@ -280,12 +312,11 @@ def repost(request, _repost_session):
     def on_served(outcome):
         (fixture.misses if outcome.flow_id is None else fixture.served).append(outcome)
 
-    scratch = Path(tempfile.mkdtemp(prefix="repost-test-", dir=_repost_session.workdir))
     forward = None
     if mode in ("record", "auto"):
         to = _target(upstream) if upstream else None
         forward = {"to": to, "consent": True, "always": mode == "record"}
-        db = scratch / "recorded.db"
+        db = Path(tempfile.mkdtemp(prefix="repost-test-", dir=_repost_session.workdir)) / "recorded.db"
         if mode == "auto" and file.exists():
             shutil.copy(_as_database(file, _repost_session), db)
     else:
@@ -352,17 +383,79 @@ def _as_database(file: Path, session: _Session) -> Path:
         if f.read(16) == SQLITE_MAGIC:
             return file
     if file not in session.imported:
-        from repost.store.database import open_database
-        from repost.store.importer import import_file
-        from repost.store.matching import index_match_keys
-
-        db = Path(tempfile.mkdtemp(dir=session.workdir)) / "fixture.db"
-        import_file(file, db)
-        conn = open_database(db)
-        index_match_keys(conn)
-        conn.close()
-        session.imported[file] = db
+        session.imported[file] = _imported(file, session.workdir)
     return session.imported[file]
+
+
+def _imported(file: Path, workdir: Path) -> Path:
+    """The file imported into a repost database with its match keys made: taken from the cache
+    of earlier sessions when the same bytes were imported by the same code with the same key
+    (importing, creating the schema and keying were most of the plugin's start-up), else
+    imported now and put in the cache."""
+    cache = _cache_dir()
+    name = _cache_name(file)
+    cached = cache / name if cache else None
+    if cached is not None and cached.exists():
+        try:
+            os.utime(cached)  # recently used: kept by the pruning below
+            return cached
+        except OSError:
+            pass
+    from repost.store.database import open_database
+    from repost.store.importer import import_file
+    from repost.store.matching import index_match_keys
+
+    db = Path(tempfile.mkdtemp(dir=workdir)) / "fixture.db"
+    import_file(file, db)
+    conn = open_database(db)
+    index_match_keys(conn)
+    conn.close()
+    if cached is None:
+        return db
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = cache / f".{name}.{os.getpid()}.tmp"
+        shutil.copy(db, tmp)  # its mode too (0600)
+        os.replace(tmp, cached)  # whole or not at all, even with several sessions (xdist) at once
+        _prune(cache)
+    except OSError:
+        pass  # no cache (a read-only home): this session's own copy serves
+    return db
+
+
+def _cache_dir() -> Path | None:
+    """``$REPOST_FIXTURE_CACHE`` (empty: no cache), else ``$XDG_CACHE_HOME/repost/fixtures``."""
+    named = os.environ.get("REPOST_FIXTURE_CACHE")
+    if named is not None:
+        return Path(named) if named else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repost" / "fixtures"
+
+
+def _cache_name(file: Path) -> str:
+    """Names what the imported database depends on: the file's bytes and name (its format), the
+    fingerprint key (redaction's fingerprints), and the store's code (schema, import, keys)."""
+    import hashlib
+
+    import repost.store
+    from repost.store.redact import load_key
+
+    h = hashlib.sha256()
+    code = Path(repost.store.__file__).parent
+    stamps = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in code.glob("*.py"))
+    for part in (_CACHE_FORMAT, file.suffix.encode(), load_key(), repr(stamps).encode(), file.read_bytes()):
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h.hexdigest()[:32] + ".db"
+
+
+_CACHE_FORMAT = b"repost-fixture-cache-1"
+_CACHE_KEPT = 64  # databases kept in the cache, the most recently used
+
+
+def _prune(cache: Path) -> None:
+    entries = sorted(cache.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[_CACHE_KEPT:]:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{old}{suffix}").unlink(missing_ok=True)
 
 
 def write_fixture(db: Path, file: Path) -> None:

@@ -16,7 +16,8 @@ from .options import db_option, json_option, selection_options
 @click.option("--listen-port", default=8081, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--mode", default="server", show_default=True,
               help="server: answer as the server itself (clients use it as their base URL); or a mitmproxy mode "
-                   "(regular, socks5, reverse:URL, ...): answer inside the proxy, HTTPS through mitmproxy's CA.")  # fmt: skip
+                   "(regular, socks5, reverse:URL, ...): answer inside the proxy, HTTPS through mitmproxy's CA "
+                   "(reverse:http://HOST is answered by the server alone: the host is known).")  # fmt: skip
 @click.option("--ignore", "ignores", multiple=True, metavar="PATTERN", help="Leave a part out of the match, in diff's syntax: request.body.timestamp, id, items[*].nonce, a query parameter (repeatable).")
 @click.option("--match-header", "match_headers", multiple=True, metavar="NAME", help="Match this request header too (headers are not matched unless named; repeatable).")
 @click.option("--match-secrets", is_flag=True, help="A value redacted at capture matches only a value with the same fingerprint (default: any value).")
@@ -125,20 +126,55 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
         from repost.store.rules import READ_ONLY, get_rules
 
         forwarder = Forwarder(db, redactor, to=forward["to"], consent=forward["consent"], rules=get_rules(conn, READ_ONLY))
-    answerer = Answerer(matcher, speed=speed, latency=latency, on_served=_logger(as_json), forwarder=forwarder)
+    origin = None
+    if mode != "server" and not extra:
+        origin, host, port = _plain_reverse(mode, host, port)
+    answerer = Answerer(matcher, speed=speed, latency=latency, on_served=_logger(as_json), forwarder=forwarder, origin=origin)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    direct = mode == "server" or answerer.origin is not None
+    # Plain HTTP answered in front of mitmproxy (cli/serve_front.py), unless an option could change
+    # how mitmproxy treats plain requests (proxyauth, ...): then every request goes through it.
+    front = mode == "regular" and all(_tls_only(setting) for setting in extra)
     try:
-        runner, bound = await start(answerer, host if mode == "server" else "127.0.0.1", port if mode == "server" else 0)
+        runner, bound = await start(answerer, host if direct else "127.0.0.1", port if direct else 0)
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     try:
-        if mode == "server":
+        if direct:
             where = host_port(host, bound)
-            click.echo(f"repost: serving recordings from {db} on http://{where} (Ctrl-C to stop)", err=True)
+            as_what = "" if mode == "server" else f" as a reverse proxy to {answerer.origin}"
+            click.echo(f"repost: serving recordings from {db}{as_what} on http://{where} (Ctrl-C to stop)", err=True)
             await stop.wait()
+        elif front:
+            from .serve_front import free_port, start_front, wait_listening
+            from .serve_proxy import run_serving_proxy
+
+            mitm_port = free_port()
+            proxy = asyncio.ensure_future(run_serving_proxy(mode, "127.0.0.1", mitm_port, bound, stop, list(extra), quiet=True))
+            # mitmproxy's start-up holds this event loop for a second or so: the front opens after
+            # it, or the first answers (a stream's times) would wait on it.
+            if not await wait_listening(mitm_port, proxy):
+                if not proxy.done():
+                    stop.set()
+                    await proxy
+                    raise click.ClickException("mitmproxy did not start listening within 60 s")
+                await proxy  # its failure, or a stop before it was up
+                return answerer.summary
+            try:
+                stop_front, port = await start_front(runner, host, port, mitm_port)
+            except OSError as e:
+                stop.set()
+                await proxy
+                raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+            try:
+                click.echo(f"repost: serving recordings as an HTTP proxy on {host_port(host, port)}; CONNECT (HTTPS) "
+                           "through mitmproxy (Ctrl-C to stop)", err=True)  # fmt: skip
+                await proxy
+            finally:
+                await stop_front()
         else:
             from .serve_proxy import run_serving_proxy
 
@@ -149,6 +185,37 @@ async def _run(db, selection, options, host, port, mode, speed, latency, as_json
             await forwarder.close()
         conn.close()
     return answerer.summary
+
+
+# mitmproxy options that concern only what goes through CONNECT (certificates, TLS), or that the
+# serve addon overrides anyway: with these the plain-HTTP front still answers plain requests.
+_TLS_OPTION_PREFIXES = ("ssl_", "tls_", "cert", "client_cert", "key_size", "confdir", "connection_strategy", "upstream_cert")
+
+
+def _tls_only(setting: str) -> bool:
+    return setting.partition("=")[0].strip().startswith(_TLS_OPTION_PREFIXES)
+
+
+def _plain_reverse(mode: str, host: str, port: int) -> tuple[str | None, str, int]:
+    """``reverse:http://HOST[:PORT]``: (that origin, where to listen). A reverse proxy to plain HTTP
+    that answers from recordings is a server whose host is known, so the answering server takes
+    the requests itself, without mitmproxy's per-flow work in between (a third of the
+    throughput, bench/serve_speed.py). Anything else (regular, socks5, upstream, a reverse
+    proxy to HTTPS, ``--set`` options for mitmproxy): (None, host, port), mitmproxy's."""
+    if not mode.startswith("reverse:"):
+        return None, host, port
+    from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
+
+    try:
+        spec = ProxyMode.parse(mode)
+    except ValueError:
+        return None, host, port  # mitmproxy says what is wrong with it
+    if not isinstance(spec, ReverseMode) or spec.scheme != "http":
+        return None, host, port
+    target_host, target_port = spec.address
+    authority = f"[{target_host}]" if ":" in target_host else target_host
+    origin = f"http://{authority}" + ("" if target_port == 80 else f":{target_port}")
+    return origin, spec.custom_listen_host or host, spec.custom_listen_port or port
 
 
 def _filtered_ids(db, selection) -> set[int]:

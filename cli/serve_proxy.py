@@ -3,7 +3,7 @@
 import click
 
 
-async def run_serving_proxy(mode: str, host: str, port: int, answering_port: int, stop, extra=()) -> None:
+async def run_serving_proxy(mode: str, host: str, port: int, answering_port: int, stop, extra=(), quiet=False) -> None:
     import asyncio
     import logging
 
@@ -24,8 +24,9 @@ async def run_serving_proxy(mode: str, host: str, port: int, answering_port: int
         raise click.BadParameter(str(e).strip("'\""), param_hint="--mode") from None
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     running = asyncio.ensure_future(master.run())
-    where = host_port(host, port)
-    click.echo(f"repost: serving recordings inside the proxy ({mode}) on {where} (Ctrl-C to stop)", err=True)
+    if not quiet:  # else behind cli/serve_front.py, which said where it listens
+        where = host_port(host, port)
+        click.echo(f"repost: serving recordings inside the proxy ({mode}) on {where} (Ctrl-C to stop)", err=True)
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if not running.done():

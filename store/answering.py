@@ -58,8 +58,12 @@ class Summary:
 class Answerer:
     """Turns aiohttp requests into recorded answers; ``on_served`` hears about each one."""
 
-    def __init__(self, matcher: Matcher, *, speed: float = 1.0, latency: bool = False, on_served=None, forwarder=None):
+    def __init__(self, matcher: Matcher, *, speed: float = 1.0, latency: bool = False, on_served=None, forwarder=None,
+                 origin: str | None = None):  # fmt: skip
         self.matcher = matcher
+        # A reverse proxy's target (``http://host:port``): every request is taken as sent there, as
+        # mitmproxy's reverse mode rewrites it (``repost serve --mode reverse:http://...``).
+        self.origin = origin
         self.speed = speed
         self.latency = latency
         self.on_served = on_served
@@ -88,7 +92,7 @@ class Answerer:
 
         from .queries import get_flow
 
-        req = await _incoming(request)
+        req = await _incoming(request, self.origin)
         if self.always_forward and self.forwarder is not None:
             from .matching import Match
 
@@ -162,13 +166,25 @@ class Answerer:
             self.on_served(outcome)
 
 
-async def _incoming(request) -> IncomingRequest:
+async def _incoming(request, fixed_origin: str | None = None) -> IncomingRequest:
     body = await request.read()
     headers = [(k.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for k, v in request.raw_headers]
-    origin = request.headers.get(ORIGIN_HEADER)
-    if origin:  # a proxy mode sent it: the request's own scheme and authority
+    origin = fixed_origin or request.headers.get(ORIGIN_HEADER)
+    target = request.raw_path
+    if not fixed_origin and is_absolute(target):  # an HTTP proxy's request: http://host[:port]/path
+        url = request.url
+        scheme, host, port = url.scheme, url.host or "", url.port
+        headers = [(k, v) for k, v in headers if k.lower() != ORIGIN_HEADER.lower()]
+        return IncomingRequest(
+            method=request.method, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80),
+            target=url.raw_path_qs, headers=headers, body=body,
+            http_version=f"HTTP/{request.version.major}.{request.version.minor}",
+        )  # fmt: skip
+    if origin:  # a proxy mode sent it (or a reverse proxy's target): the request's own scheme and authority
         scheme, _, authority = origin.partition("://")
         headers = [(k, v) for k, v in headers if k.lower() != ORIGIN_HEADER.lower()]
+        if fixed_origin:  # as mitmproxy's reverse mode rewrites it (keep_host_header off)
+            headers = [(k, authority if k.lower() == "host" else v) for k, v in headers]
     else:
         scheme, authority = request.scheme, request.host or ""
     host, port = _split_authority(authority, scheme)
@@ -176,6 +192,12 @@ async def _incoming(request) -> IncomingRequest:
         method=request.method, scheme=scheme, host=host, port=port, target=request.raw_path,
         headers=headers, body=body, http_version=f"HTTP/{request.version.major}.{request.version.minor}",
     )  # fmt: skip
+
+
+def is_absolute(target: str) -> bool:
+    """An absolute-form request target (``http://host/path``), as clients send to an HTTP proxy."""
+    head = target[:8].lower()
+    return head.startswith("http://") or head == "https://"
 
 
 def _split_authority(authority: str, scheme: str) -> tuple[str, int]:

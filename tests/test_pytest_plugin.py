@@ -9,6 +9,14 @@ from .upstream import Upstream
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture(autouse=True)
+def _fixture_cache(tmp_path_factory, monkeypatch):
+    """The plugin's cache of imported fixture files in a temp folder, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("fixture-cache")
+    monkeypatch.setenv("REPOST_FIXTURE_CACHE", str(folder))
+    return folder
+
 CLIENTS = '''
 import json
 import os
@@ -164,3 +172,39 @@ def test_every_test_starts_the_sequence_of_a_shared_fixture_file_again(pytester)
             assert answers == [1, 2]
     """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+def test_a_fixture_file_is_imported_once_across_sessions_and_again_when_it_changes(pytester, _fixture_cache):
+    """Importing and keying a fixture file was most of the plugin's start-up: later sessions take
+    the database from the cache, unless the file changed."""
+    import os
+    import time
+
+    def write(n: int) -> None:
+        har = {"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [_har_entry(0, {"n": n})]}}
+        (pytester.path / "one.har").write_text(json.dumps(har))
+
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile("""
+        import os, httpx, pytest
+
+        @pytest.mark.repost("one.har")
+        def test_one(repost):
+            assert httpx.post(f"{repost.url}/orders", json={"item": "book"}).json()["n"] == int(os.environ["N"])
+    """)
+    os.environ["N"] = "1"
+    try:
+        write(1)
+        pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        cached = list(_fixture_cache.glob("*.db"))
+        assert len(cached) == 1
+        long_ago = time.time() - 3600
+        os.utime(cached[0], (long_ago, long_ago))
+        pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        assert list(_fixture_cache.glob("*.db")) == cached and cached[0].stat().st_mtime > long_ago + 60  # used again
+        write(2)  # the file changed: imported again, never the stale answer
+        os.environ["N"] = "2"
+        pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        assert len(list(_fixture_cache.glob("*.db"))) == 2
+    finally:
+        del os.environ["N"]

@@ -178,8 +178,9 @@ def recorded_stream(start_proxy, counting_upstream):
     return proxy.db, show_json(proxy.db, 1)
 
 
-def _timed_stream(url: str) -> tuple[list[str], list[float]]:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-other", max_retries=0)
+def _timed_stream(url: str, proxy: str | None = None) -> tuple[list[str], list[float]]:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-other", max_retries=0,
+                           http_client=httpx.Client(proxy=proxy, timeout=30))  # fmt: skip
     words, times = [], []
     start = None
     for chunk in client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "say it"}], stream=True):
@@ -206,6 +207,79 @@ def test_the_openai_sdk_gets_the_recorded_stream_at_its_recorded_times(recorded_
     assert words == WORDS and times[-1] < 50  # all at once
     # Plain (not streamed) completions too: the same answer as recorded.
     assert counting_upstream.count() == before  # nothing reached the recorded server
+
+
+def test_a_reverse_proxy_to_plain_http_is_answered_by_the_server_alone(recorded_stream, serving, counting_upstream):
+    """--mode reverse:http://HOST: the answering server takes the requests itself (no mitmproxy
+    hop, bench/serve_speed.py), and still answers as that reverse proxy would: the target's host
+    takes part in the match, a miss names the closest recording, streams keep their times."""
+    db, flow = recorded_stream
+    store_flows(db, [
+        post_flow(f"{counting_upstream.url}/orders", b'{"item": "book", "qty": 1}', JSON, 201, b'{"id": 1}', JSON),
+        post_flow("http://api.test/orders", b'{"item": "pen", "qty": 1}', JSON, 201, b'{"id": 2}', JSON),
+    ])  # fmt: skip
+    before = counting_upstream.count()
+    recorded = [e["t_ms"] - flow["events"][0]["t_ms"] for e in flow["events"]][: len(WORDS)]
+    s = serving("--db", db, "--mode", f"reverse:{counting_upstream.url}")
+    words, times = _timed_stream(s.url)
+    assert words == WORDS
+    assert statistics.median(abs(a - b) for a, b in zip(times, recorded)) < 20  # as in server mode
+    with httpx.Client(base_url=s.url, timeout=10) as c:
+        answer = c.post("/orders", content=b'{"qty": 1, "item": "book"}', headers=JSON)
+        other_host = c.post("/orders", json={"item": "pen", "qty": 1})  # recorded for api.test only
+        miss = c.post("/orders", json={"item": "book", "qty": 2})
+    assert answer.status_code == 201 and answer.json() == {"id": 1} and answer.headers["repost-flow"] == "2"
+    assert other_host.status_code == 502 and miss.status_code == 502
+    assert miss.json()["closest"] == {"id": 2, "differences": [{"path": "request.body.qty", "a": 1, "b": 2}]}
+    assert counting_upstream.count() == before  # nothing reached the recorded server
+    code, _, err = s.stop()
+    assert code == 0
+    assert f"as a reverse proxy to {counting_upstream.url}" in err  # not through mitmproxy
+    assert "served 2 requests from 2 recordings; 2 missed" in err
+
+
+def test_regular_proxy_mode_passes_a_stream_on_at_its_recorded_times(recorded_stream, serving, counting_upstream):
+    """Through mitmproxy (regular mode), the answer is streamed on as written, not held whole."""
+    db, flow = recorded_stream
+    before = counting_upstream.count()
+    recorded = [e["t_ms"] - flow["events"][0]["t_ms"] for e in flow["events"]][: len(WORDS)]
+    s = serving("--db", db, "--mode", "regular")
+    words, times = _timed_stream(counting_upstream.url, proxy=s.url)
+    assert words == WORDS
+    assert statistics.median(abs(a - b) for a, b in zip(times, recorded)) < 20
+    assert counting_upstream.count() == before
+
+
+def test_regular_proxy_mode_answers_plain_http_in_front_of_mitmproxy(tmp_path, serving, counting_upstream):
+    """Plain HTTP proxy requests (absolute form) are answered by the answering server itself
+    (cli/serve_front.py; CONNECT still goes to mitmproxy, see the HTTPS test above)."""
+    import requests
+
+    db = tmp_path / "r.db"
+    url = f"{counting_upstream.url}/orders"
+    store_flows(db, [
+        post_flow(url, b'{"item": "book", "qty": 1}', JSON, 201, b'{"id": 1}', JSON),
+        post_flow(url, b'{"item": "book", "qty": 1}', JSON, 201, b'{"id": 2}', JSON),
+        post_flow(f"{counting_upstream.url}/search?b=2&a=1", b"", {}, 200, b"found", {"content-type": "text/plain"}),
+    ])  # fmt: skip
+    before = counting_upstream.count()
+    s = serving("--db", db, "--mode", "regular")
+    with httpx.Client(proxy=s.url, timeout=10) as c:
+        first = c.post(url, content=b'{"qty": 1, "item": "book"}', headers=JSON)
+        query = c.post(f"{counting_upstream.url}/search?a=1&b=2")
+        miss = c.post(url, json={"item": "book", "qty": 2})
+        other_host = c.post(f"http://localhost:{counting_upstream.port}/orders", json={"item": "book", "qty": 1})
+    second = requests.post(url, json={"item": "book", "qty": 1}, proxies={"http": s.url}, timeout=10)
+    assert (first.status_code, first.json(), first.headers["repost-flow"]) == (201, {"id": 1}, "1")
+    assert (second.status_code, second.json(), second.headers["repost-flow"]) == (201, {"id": 2}, "2")  # in order
+    assert query.text == "found"
+    assert miss.status_code == 502
+    assert miss.json()["closest"]["differences"] == [{"path": "request.body.qty", "a": 1, "b": 2}]
+    assert other_host.status_code == 502  # the host counts in proxy modes
+    assert counting_upstream.count() == before  # nothing reached the recorded server
+    code, _, err = s.stop()
+    assert code == 0
+    assert "as an HTTP proxy on" in err and "served 3 requests from 3 recordings; 2 missed" in err
 
 
 def test_an_incomplete_stream_is_cut_off_at_the_same_event(start_proxy, counting_upstream, serving):
