@@ -15,7 +15,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -103,15 +103,24 @@ def forbidden(why: str) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler):
     app = request.app
+    if not request.raw_path.startswith("/"):
+        # An absolute-form target (GET http://other/...) names another host than the Host
+        # header does; only proxies are sent those, never this server.
+        return forbidden("this request target does not name the repost ui listener")
     if not host_allowed(request.headers.get("Host"), app["hosts"]):
         return forbidden("this Host header does not name the repost ui listener")
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        # Another site, or a page on another port of this host ("same-site": the cookie's
+        # SameSite=Strict does not keep it out), has no business here, whatever it asks.
+        return forbidden("a request from another site is refused")
     given = request.query.get("token")
     if given is not None:
         if not token_ok(given, app["token"]) or request.method != "GET":
             return forbidden("wrong token")
         # The token leaves the address bar (and history) at once; the cookie carries it from now on.
         rest = [(k, v) for k, v in request.query.items() if k != "token"]
-        location = request.path + (f"?{urlencode(rest)}" if rest else "")
+        # One leading slash, the path quoted: "//other.test/" must not become an off-site redirect.
+        location = "/" + quote(request.path.lstrip("/")) + (f"?{urlencode(rest)}" if rest else "")
         response = web.HTTPFound(location)
         response.set_cookie(app["cookie"], app["token"], httponly=True, samesite="Strict", path="/")
         return response
