@@ -206,7 +206,7 @@ def test_hostile_query_values_get_a_clean_answer(hostile):
     with server.client() as c:
         for params in ({"ids": huge}, {"ids": "-1"}, {"ids": "1.5"}, {"ids": "1e3"}, {"ids": "\u0661"},
                        {"before": f"2026-01-01T00:00:00Z,{huge}"}, {"before": "x,-1"}, {"limit": "x"}, {"limit": "-1"},
-                       {"limit": "9" * 5000}, {"status": "9" * 50}):  # fmt: skip
+                       {"limit": "9" * 5000}, {"status": "9" * 50}, {"since": "99999999d"}, {"until": "9" * 300 + "d"}):  # fmt: skip
             for path, extra in (("/api/flows", {}), ("/api/export", {"format": "har"}), ("/api/events", {})):
                 if path == "/api/events" and "limit" in params:
                     continue  # the stream has no limit to refuse
@@ -305,6 +305,11 @@ def test_a_recorded_request_http_cannot_carry_is_refused_before_anything_is_sent
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "cannot be sent" in result.output
     assert counting_upstream.count() == 0
+
+
+def test_a_time_too_far_back_is_a_usage_error_in_the_cli_too(tmp_path):
+    result = repost("list", "--db", str(tmp_path / "t.db"), "--since", "99999999d")
+    assert result.exit_code == 2 and "reaches back before any time" in result.output
 
 
 def test_replay_h_refuses_a_header_with_a_line_break(tmp_path, counting_upstream):
