@@ -343,3 +343,31 @@ def test_the_token_goes_to_the_terminal_only_and_the_database_keeps_its_mode(tmp
     finally:
         server.stop()
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+
+def test_open_hands_the_browser_a_single_use_token_not_the_printed_one(tmp_path, monkeypatch):
+    """`--open` puts the URL on a browser's command line, which every local user can read
+    (ps, /proc/PID/cmdline): what is there must be worthless once the browser has used it."""
+    import stat
+    import sys
+
+    from .helpers import wait_for
+
+    seen = tmp_path / "browser-argv"
+    fake = tmp_path / "fake-browser"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nopen({str(seen)!r}, 'w').write(sys.argv[1])\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("BROWSER", f"{fake} %s")
+    server = UiServer(tmp_path / "o.db", "--open")
+    try:
+        opened = wait_for(lambda: seen.exists() and seen.read_text(), 20, what="the browser to be started")
+        assert opened.startswith(f"{server.base}/?token=")
+        assert server.token not in opened
+        with httpx.Client(trust_env=False) as browser:
+            first = browser.get(opened)
+            assert first.status_code == 302
+            assert first.cookies[server.cookie] == server.token  # the session is the printed token's
+        with httpx.Client(trust_env=False) as thief:
+            assert thief.get(opened).status_code == 403  # spent
+    finally:
+        server.stop()
