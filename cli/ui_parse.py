@@ -39,7 +39,10 @@ def allowed_hosts(listen_host: str, port: int, extra=()) -> frozenset[str]:
     127.0.0.1 (rebinding) is not among them."""
     host = f"[{listen_host}]" if ":" in listen_host and not listen_host.startswith("[") else listen_host
     names = {host, "localhost", "127.0.0.1", "[::1]", *extra}
-    return frozenset(f"{n.lower()}:{port}" for n in names)
+    allowed = {f"{n.lower()}:{port}" for n in names}
+    if port == 80:  # a browser leaves out the scheme's default port
+        allowed |= {n.lower() for n in names}
+    return frozenset(allowed)
 
 
 def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:

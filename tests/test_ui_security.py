@@ -87,6 +87,18 @@ def test_host_header_variants_that_do_not_name_the_listener_are_refused(hostile)
     assert status == 403
 
 
+def test_on_port_80_the_host_header_may_leave_the_port_out():
+    """A browser sends `Host: 127.0.0.1` for http://127.0.0.1:80/: the listener, all the same."""
+    from repost.cli.ui_parse import allowed_hosts, host_allowed
+
+    hosts = allowed_hosts("127.0.0.1", 80)
+    for good in ("127.0.0.1", "127.0.0.1:80", "localhost", "[::1]"):
+        assert host_allowed(good, hosts), good
+    for bad in ("evil.test", "127.0.0.1:8080", "127.0.0.1.", ""):
+        assert not host_allowed(bad, hosts), bad
+    assert not host_allowed("127.0.0.1", allowed_hosts("127.0.0.1", 8090))
+
+
 def test_a_request_from_another_site_or_port_is_refused_whatever_it_holds(hostile, counting_upstream):
     """A page on another port of 127.0.0.1 is "same-site": SameSite=Strict still sends it the
     cookie. Fetch metadata says where a request came from; only this origin (or the user
