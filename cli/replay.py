@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from repost.store.addresses import authority
 from repost.store.headers import headers_of
+from repost.store.outgoing import _TOKEN as HTTP_TOKEN  # RFC 9110's token: what a method or header name may be
 from repost.store.outgoing import NOT_COPIED  # one list for replay and every command written out
 from repost.store.redact import REDACTED_PREFIX
 from repost.store.safety import replay_safety
@@ -38,9 +39,15 @@ def parse_target(text: str) -> Target:
 
 def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
-    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        raise ValueError(f"{text!r} is not a header: give -H 'Name: value'")
+    if not sep or not name.strip() or unsendable_header(name.strip(), value.strip()):
+        raise ValueError(f"{text!r} is not a header: give -H 'Name: value' (a token, and a value on one line)")
     return name.strip(), value.strip()
+
+
+def unsendable_header(name: str, value: str) -> bool:
+    """A name that is not a token, or a value with CR, LF or NUL: it would split into
+    another header on the wire (aiohttp refuses it with a ValueError, mid-send)."""
+    return not HTTP_TOKEN.match(name) or any(c in value for c in "\r\n\0")
 
 
 @dataclass
@@ -105,6 +112,12 @@ def plan(flow: dict, *, to: Target | None, extra: list[tuple[str, str]], new_key
     p.safety = plan_safety(p, rules)
     if flow["request_truncated"] and new_body is None:
         p.problem = f"its request body was stored truncated ({flow['request_size']:,} bytes sent); it cannot be re-sent"
+    # An imported file can carry any text; what HTTP cannot carry is not sent (nor half sent).
+    if not HTTP_TOKEN.match(p.method or ""):
+        p.problem = f"its method {p.method!r} is not an HTTP token; it cannot be sent"
+    bad = next((name for name, value in p.headers if unsendable_header(name, value)), None)
+    if bad is not None:
+        p.problem = f"its header {bad!r} has a name or value HTTP cannot carry (a control character); it cannot be sent"
     return p
 
 
@@ -208,6 +221,8 @@ async def _send(session, p: Plan) -> Outcome:
         error = (f"no response within the timeout ({session.timeout.total:g} s)", time.time())
     except (aiohttp.ClientError, OSError) as e:
         error = (connection_error(e, p), time.time())
+    except ValueError as e:  # aiohttp refuses what HTTP cannot carry (plan() stops what it knows of)
+        error = (f"{_authority(p)}: cannot be sent: {e}", time.time())
     elapsed = (time.perf_counter() - t0) * 1000
     snap = make_snapshot(
         flow_id=str(uuid.uuid4()), started=started, method=p.method, scheme=p.scheme, host=p.host, port=p.port,

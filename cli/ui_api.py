@@ -14,16 +14,17 @@ from aiohttp import web
 
 from repost.store.errors import FlowNotFound, StoreError
 
-from .ui_parse import PUSH_INTERVAL, RASTER_IMAGES, json_response, parse_limit, parse_selection
+from .ui_parse import DOWNLOAD_CSP, PUSH_INTERVAL, RASTER_IMAGES, json_response, parse_id, parse_limit, parse_selection
 
 
 def routes() -> list:
+    # {id}: ASCII digits (\d takes any script's), as many as an SQLite integer has.
     return [
         web.get("/api/flows", list_flows),
-        web.get("/api/flows/{id:\\d+}", show_flow),
-        web.get("/api/flows/{id:\\d+}/body/{side:request|response}", body),
-        web.get("/api/flows/{id:\\d+}/as/{kind:curl|httpie|python}", snippet),
-        web.get("/api/flows/{id:\\d+}/stream", stream_text),
+        web.get("/api/flows/{id:[0-9]{1,19}}", show_flow),
+        web.get("/api/flows/{id:[0-9]{1,19}}/body/{side:request|response}", body),
+        web.get("/api/flows/{id:[0-9]{1,19}}/as/{kind:curl|httpie|python}", snippet),
+        web.get("/api/flows/{id:[0-9]{1,19}}/stream", stream_text),
         web.get("/api/diff", diff),
         web.get("/api/export", export),
         web.get("/api/events", events),
@@ -85,9 +86,11 @@ async def body(request: web.Request) -> web.Response:
         return not_found(f"flow {flow_id} has no {side} body")
     media = view.content_type.split(";")[0].strip().lower()
     if media in RASTER_IMAGES and request.query.get("download") != "1":
-        return web.Response(body=view.data, content_type=media)
-    response = web.Response(body=view.data, content_type="application/octet-stream")
-    response.headers["Content-Disposition"] = f'attachment; filename="flow-{flow_id}-{side}.bin"'
+        response = web.Response(body=view.data, content_type=media)
+    else:
+        response = web.Response(body=view.data, content_type="application/octet-stream")
+        response.headers["Content-Disposition"] = f'attachment; filename="flow-{flow_id}-{side}.bin"'
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     return response
 
 
@@ -187,6 +190,7 @@ async def export(request: web.Request) -> web.Response:
     response = web.Response(body=data, content_type="application/octet-stream")
     response.headers["Content-Disposition"] = f'attachment; filename="{EXPORT_NAMES[fmt]}"'
     response.headers["X-Repost-Count"] = str(count)
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     return response
 
 
@@ -219,9 +223,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     upto = await store.run(_newest)
     # A browser that reconnects says what it saw last (the id of each event): what landed
     # while it was away is sent, not lost.
-    seen = request.headers.get("Last-Event-ID", "")
-    if seen.isdigit() and int(seen) < upto:
-        upto = int(seen)
+    try:
+        seen = parse_id(request.headers.get("Last-Event-ID", ""))
+    except ValueError:
+        seen = None  # none, or not an id this server sent: from now on
+    if seen is not None and seen < upto:
+        upto = seen
     await response.write(b": ready\n\n")
     quiet = 0.0
     try:
@@ -264,13 +271,17 @@ class ReplayRequest:
             raise ValueError("give the flow's id as a number")
         self.id = flow_id
         to = document.get("to") or None
-        self.to = parse_target(to) if isinstance(to, str) else None
+        if to is not None and not isinstance(to, str):
+            raise ValueError("to: a target URL such as http://127.0.0.1:8000, or null")  # not silently the recorded host
+        self.to = parse_target(to) if to else None
         headers = document.get("headers") or []
         if not isinstance(headers, list) or not all(isinstance(h, str) for h in headers):
             raise ValueError("headers: a list of 'Name: value' strings")
         self.extra = [parse_header(h) for h in headers if h.strip()]
-        # Consent names the flow: {"confirm": 12} replays flow 12 only; nothing else will do.
-        self.confirmed = document.get("confirm") == flow_id and not isinstance(document.get("confirm"), bool)
+        # Consent names the flow: {"confirm": 12} replays flow 12 only; nothing else will do
+        # (not "12", not true, not 12.0: the page sends the integer the user typed).
+        confirm = document.get("confirm")
+        self.confirmed = type(confirm) is int and confirm == flow_id
 
 
 def _plan(conn, ask: ReplayRequest):
@@ -300,6 +311,8 @@ def plan_json(p, history) -> dict:
 async def _read_ask(request: web.Request):
     try:
         return ReplayRequest(await request.json())
+    except RecursionError:  # nesting deeper than json can parse: the page never sends that
+        raise web.HTTPBadRequest(text=json.dumps({"error": "the JSON is nested too deeply"}), content_type="application/json") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise web.HTTPBadRequest(text=json.dumps({"error": str(e)}), content_type="application/json") from None
 

@@ -74,7 +74,11 @@ def ui(db_path, listen_host, listen_port, allow_hosts, open_browser):
         if open_browser:
             import webbrowser
 
-            webbrowser.open(url)
+            # The browser's command line is readable by every user of the machine (ps): it gets
+            # a token good for one use, not the one printed above.
+            once = secrets.token_urlsafe(32)
+            app["once"].add(once)
+            webbrowser.open(url.replace(token, once))
         try:
             await asyncio.Event().wait()
         finally:

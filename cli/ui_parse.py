@@ -11,8 +11,20 @@ RASTER_IMAGES = frozenset({
     "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp", "image/x-icon",
     "image/vnd.microsoft.icon",
 })  # fmt: skip
+# On a recorded body or an export, should a browser ever open one as a page of its own: no
+# script, no plugin, a unique origin (attachment and nosniff already stop that; this backs them).
+DOWNLOAD_CSP = "default-src 'none'; img-src 'self'; sandbox; frame-ancestors 'none'"
 PUSH_INTERVAL = 0.2  # seconds between looks for new flows (list --follow's pace)
 LIST_LIMIT_MAX = 500
+ID_MAX = 2**63 - 1  # SQLite's largest integer: a bigger id names no flow, and must not reach SQLite
+
+
+def parse_id(text: str, what: str = "an id") -> int:
+    """A flow id from a query: a whole number SQLite can hold, else ValueError (a 400)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= ID_MAX):
+        raise ValueError(f"{text[:40]!r} is not {what}: give a whole number")
+    return int(text)
 
 
 def token_ok(given: str | None, token: str) -> bool:
@@ -27,7 +39,10 @@ def allowed_hosts(listen_host: str, port: int, extra=()) -> frozenset[str]:
     127.0.0.1 (rebinding) is not among them."""
     host = f"[{listen_host}]" if ":" in listen_host and not listen_host.startswith("[") else listen_host
     names = {host, "localhost", "127.0.0.1", "[::1]", *extra}
-    return frozenset(f"{n.lower()}:{port}" for n in names)
+    allowed = {f"{n.lower()}:{port}" for n in names}
+    if port == 80:  # a browser leaves out the scheme's default port
+        allowed |= {n.lower() for n in names}
+    return frozenset(allowed)
 
 
 def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:
@@ -40,9 +55,9 @@ def parse_cursor(text: str) -> tuple[str, int]:
     if not sep or not started_at:
         raise ValueError(f"{text!r} is not a cursor: give before=STARTED_AT,ID")
     try:
-        return started_at, int(flow_id)
+        return started_at, parse_id(flow_id)
     except ValueError:
-        raise ValueError(f"{text!r} is not a cursor: give before=STARTED_AT,ID") from None
+        raise ValueError(f"{text[:80]!r} is not a cursor: give before=STARTED_AT,ID") from None
 
 
 def parse_selection(query) -> "object":
@@ -67,7 +82,7 @@ def parse_selection(query) -> "object":
             check_filter(filter_expr)
         except InvalidFilter as e:
             raise ValueError(str(e)) from None
-    ids = [int(i) for value in query.getall("ids", []) for i in value.split(",") if i.strip()]
+    ids = [parse_id(i, "a flow id") for value in query.getall("ids", []) for i in value.split(",") if i.strip()]
     before = parse_cursor(query["before"]) if query.get("before") else None
     return Selection(
         ids=ids, host=one("host"), path=one("path"), statuses=statuses,
@@ -80,10 +95,10 @@ def parse_selection(query) -> "object":
 def parse_limit(text: str | None, default: int = 50) -> int:
     if text is None or text == "":
         return default
-    value = int(text)
-    if not 0 <= value <= LIST_LIMIT_MAX:
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > LIST_LIMIT_MAX:
         raise ValueError(f"limit must be between 0 and {LIST_LIMIT_MAX}")
-    return value
+    return int(text)
 
 
 def json_response(document, status: int = 200) -> web.Response:

@@ -15,7 +15,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -71,6 +71,7 @@ class Store:
 def make_app(db_path: str, token: str, hosts: frozenset[str], port: int) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=4 * 1024 * 1024)
     app["token"] = token
+    app["once"] = set()  # single-use tokens: for a URL that passes through a command line (--open)
     app["hosts"] = hosts
     app["cookie"] = f"repost_ui_{port}"  # cookies ignore ports: two UIs on one host each keep theirs
     app["store"] = Store(db_path)
@@ -103,15 +104,24 @@ def forbidden(why: str) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler):
     app = request.app
+    if not request.raw_path.startswith("/"):
+        # An absolute-form target (GET http://other/...) names another host than the Host
+        # header does; only proxies are sent those, never this server.
+        return forbidden("this request target does not name the repost ui listener")
     if not host_allowed(request.headers.get("Host"), app["hosts"]):
         return forbidden("this Host header does not name the repost ui listener")
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        # Another site, or a page on another port of this host ("same-site": the cookie's
+        # SameSite=Strict does not keep it out), has no business here, whatever it asks.
+        return forbidden("a request from another site is refused")
     given = request.query.get("token")
     if given is not None:
-        if not token_ok(given, app["token"]) or request.method != "GET":
+        if request.method != "GET" or not (token_ok(given, app["token"]) or _spend_once(app, given)):
             return forbidden("wrong token")
         # The token leaves the address bar (and history) at once; the cookie carries it from now on.
         rest = [(k, v) for k, v in request.query.items() if k != "token"]
-        location = request.path + (f"?{urlencode(rest)}" if rest else "")
+        # One leading slash, the path quoted: "//other.test/" must not become an off-site redirect.
+        location = "/" + quote(request.path.lstrip("/")) + (f"?{urlencode(rest)}" if rest else "")
         response = web.HTTPFound(location)
         response.set_cookie(app["cookie"], app["token"], httponly=True, samesite="Strict", path="/")
         return response
@@ -124,6 +134,14 @@ async def _guard(request: web.Request, handler):
         if origin is not None and origin.lower().partition("://")[2] not in app["hosts"]:
             return forbidden("cross-origin call refused")
     return await handler(request)
+
+
+def _spend_once(app: web.Application, given: str) -> bool:
+    """A single-use token buys the cookie once: a copy read from another user's `ps` while
+    the browser starts is worth nothing once the browser has used it."""
+    spent = next((once for once in app["once"] if token_ok(given, once)), None)
+    app["once"].discard(spent)
+    return spent is not None
 
 
 async def _index(request: web.Request) -> web.StreamResponse:

@@ -21,7 +21,10 @@ def parse_time(text: str, now: datetime | None = None) -> str:
     if parts and "".join(f"{n}{u}" for n, u in parts).lower() == re.sub(r"\s+", "", text).lower():
         seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
         now = now or datetime.now(timezone.utc)
-        return iso_utc((now - timedelta(seconds=seconds)).timestamp())
+        try:
+            return iso_utc((now - timedelta(seconds=seconds)).timestamp())
+        except (OverflowError, ValueError):  # 99999999d: before year 1
+            raise ValueError(f"{text!r} reaches back before any time a flow can have") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
