@@ -251,6 +251,25 @@ def test_a_last_event_id_that_is_not_ours_is_ignored(hostile):
     no_traceback(server)
 
 
+def test_a_push_is_bounded_however_far_back_it_is_asked_to_start(tmp_path):
+    """Last-Event-ID: 0 (or an import of many flows at once) must not make one event of every
+    flow in the store: the newest PUSH_MAX ids come, the list has the rest."""
+    from repost.cli.ui_parse import PUSH_MAX
+
+    db = tmp_path / "many.db"
+    ids = store_flows(db, [post_flow(url=f"http://127.0.0.1:9/n/{i}") for i in range(PUSH_MAX + 100)])
+    server = UiServer(db)
+    try:
+        with server.client() as c, c.stream("GET", "/api/events", headers={"Last-Event-ID": "0"}) as events:
+            lines = (line for line in events.iter_lines() if line and not line.startswith(":"))
+            assert next(lines) == f"id: {ids[-1]}"
+            assert next(lines) == "event: flows"
+            pushed = [f["id"] for f in json.loads(next(lines).removeprefix("data: "))]
+        assert pushed == ids[-PUSH_MAX:]
+    finally:
+        server.stop()
+
+
 # -- replay: what the page asks for is read strictly --------------------------------------------------
 
 
