@@ -14,7 +14,7 @@ from aiohttp import web
 
 from repost.store.errors import FlowNotFound, StoreError
 
-from .ui_parse import DOWNLOAD_CSP, PUSH_INTERVAL, RASTER_IMAGES, json_response, parse_id, parse_limit, parse_selection
+from .ui_parse import DOWNLOAD_CSP, PUSH_INTERVAL, PUSH_MAX, RASTER_IMAGES, json_response, parse_id, parse_limit, parse_selection
 
 
 def routes() -> list:
@@ -240,7 +240,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             if newest < upto:  # the newest flows were deleted: their ids come again
                 upto = newest
             if newest > upto:
-                rows = await store.run(_new_flows, selection, upto, newest)
+                rows = await store.run(_new_flows, selection, max(upto, newest - PUSH_MAX), newest)
                 upto = newest
                 if rows:
                     await response.write(f"id: {newest}\nevent: flows\ndata: {json.dumps(rows, ensure_ascii=False)}\n\n".encode())

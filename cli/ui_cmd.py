@@ -16,13 +16,35 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _server_log(tracebacks: bool):
+    """aiohttp's log of requests it could not handle. Any local process can send a malformed
+    request without the token: one sanitised line each on stderr, not a traceback (--debug)."""
+    import logging
+
+    from .terminal import visible
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            exc = record.exc_info[1] if record.exc_info else None
+            what = " ".join(f"{type(exc).__name__}: {exc}".split()) if exc else ""
+            return visible(f"repost: ui: {record.getMessage()}{': ' + what[:300] if what else ''}", lines=False)
+
+    log = logging.getLogger("repost.ui.server")
+    log.propagate = False
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(logging.Formatter("repost: ui: %(message)s") if tracebacks else OneLine())
+    log.handlers = [handler]
+    return log
+
+
 @click.command()
 @db_option
 @click.option("--listen-host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
 @click.option("--listen-port", default=8090, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME", help="Also accept this name in the Host header (for a --listen-host that is not loopback; repeatable).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
-def ui(db_path, listen_host, listen_port, allow_hosts, open_browser):
+@click.pass_context
+def ui(ctx, db_path, listen_host, listen_port, allow_hosts, open_browser):
     """Serve a local web page to browse, compare and replay recorded flows.
 
     The list grows as `repost record` (on the same --db) records; a flow shows
@@ -66,7 +88,9 @@ def ui(db_path, listen_host, listen_port, allow_hosts, open_browser):
 
     async def run() -> None:
         # Open pages hold an event stream each: Ctrl-C should not wait a minute for them.
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        from .main import _debug
+
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, logger=_server_log(_debug(ctx)))
         await runner.setup()
         await web.SockSite(runner, sock).start()
         click.echo(f"repost: ui for {db_path} at {url}")

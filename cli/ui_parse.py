@@ -15,6 +15,9 @@ RASTER_IMAGES = frozenset({
 # script, no plugin, a unique origin (attachment and nosniff already stop that; this backs them).
 DOWNLOAD_CSP = "default-src 'none'; img-src 'self'; sandbox; frame-ancestors 'none'"
 PUSH_INTERVAL = 0.2  # seconds between looks for new flows (list --follow's pace)
+# At most this many of the newest ids in one push: an import of a million flows, or a
+# Last-Event-ID from long ago, must not become one event the server builds and the page draws.
+PUSH_MAX = 1000
 LIST_LIMIT_MAX = 500
 ID_MAX = 2**63 - 1  # SQLite's largest integer: a bigger id names no flow, and must not reach SQLite
 

@@ -5,8 +5,9 @@ the same store functions the CLI calls (store/views.py); replays go through repl
 plan and safety class (cli/replay.py). No SQL here.
 
 Recorded traffic is hostile input and this server can send writes, so every request
-passes ``guard``: the Host header must name the listener (DNS rebinding), the random
-token must come in the URL once (then as an HttpOnly, SameSite=Strict cookie), and a
+passes ``guard``: the target and Host header must name the listener (DNS rebinding), a
+request the browser marks as from another site or port (Sec-Fetch-Site) is refused, the
+random token must come in the URL once (then as an HttpOnly, SameSite=Strict cookie), and a
 state-changing call needs a JSON body and a header a cross-site form cannot send. Every
 response carries a strict Content-Security-Policy: the page runs its own script only.
 """
