@@ -185,14 +185,33 @@ def test_export_curl_sends_no_control_sequence(hostile_db):
     clean(result)
 
 
-def test_replay_dry_run_sends_no_control_sequence(hostile_db):
+@pytest.fixture
+def hostile_sendable_db(tmp_path, upstream):
+    """The hostile flow without its X-Evil header: HTTP can carry it, so replay gets as far as
+    showing it and asking (a header with control characters is not sendable at all)."""
+    db = tmp_path / "hostile-sendable.db"
+    store_flows(db, [post_flow(
+        url=f"{upstream.url}/orders/%1B?x=\x1b[2J\rOK", body=HOSTILE.encode(), headers={"content-type": "text/plain"},
+    )])  # fmt: skip
+    return db
+
+
+def test_replay_dry_run_of_an_unsendable_flow_names_the_header_without_its_control_sequences(hostile_db):
     result = repost("replay", "1", "--db", str(hostile_db), "--dry-run")
     assert result.exit_code == 0, result.output
     clean(result)
-    assert "\u241b]0;pwn\u2407" in result.stdout  # shown, as pictures
+    assert "not sendable: its header 'X-Evil'" in result.stdout
 
 
-def test_replay_consent_line_cannot_be_rewritten_by_a_url(hostile_db, upstream):
+def test_replay_dry_run_sends_no_control_sequence(hostile_sendable_db):
+    result = repost("replay", "1", "--db", str(hostile_sendable_db), "--dry-run")
+    assert result.exit_code == 0, result.output
+    clean(result)
+    assert "?x=\u241b[2JOK" in result.stdout  # shown, as pictures
+
+
+def test_replay_consent_line_cannot_be_rewritten_by_a_url(hostile_sendable_db, upstream):
+    hostile_db = hostile_sendable_db
     result = repost("replay", "1", "--db", str(hostile_db))  # unsafe, no --yes, no terminal: refused
     assert result.exit_code == 3
     clean(result)
