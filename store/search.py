@@ -96,13 +96,17 @@ def _scratch_db() -> sqlite3.Connection:
     return _scratch
 
 
-def tokens(text: str) -> list[str]:
+_TOKENS = "SELECT term FROM words_seen WHERE doc = 1 ORDER BY offset"
+_DISTINCT_TOKENS = "SELECT DISTINCT term FROM words_seen WHERE doc = 1"
+
+
+def tokens(text: str, query: str = _TOKENS) -> list[str]:
     """``text`` as the index's tokenizer splits it (folded to lower case, no diacritics)."""
     conn = _scratch_db()
     with conn:
         conn.execute("DELETE FROM words")
         conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
-        found = [r[0] for r in conn.execute("SELECT term FROM words_seen WHERE doc = 1 ORDER BY offset")]
+        found = [r[0] for r in conn.execute(query)]
         conn.execute("DELETE FROM words")
     return found
 
@@ -125,13 +129,7 @@ def lexemes(*texts: str) -> list[str]:
 
 
 def _distinct_tokens(text: str) -> list[str]:
-    conn = _scratch_db()
-    with conn:
-        conn.execute("DELETE FROM words")
-        conn.execute("INSERT INTO words (rowid, text) VALUES (1, ?)", [text])
-        found = [r[0] for r in conn.execute("SELECT DISTINCT term FROM words_seen WHERE doc = 1")]
-        conn.execute("DELETE FROM words")
-    return found
+    return tokens(text, _DISTINCT_TOKENS)
 
 
 def _quoted(token: str) -> str:
