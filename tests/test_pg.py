@@ -565,3 +565,29 @@ def test_the_writer_prunes_and_indexes_postgresql_while_idle(pg_url):
         assert conn.execute("SELECT id FROM flows_fts").fetchall() == [(2,)]
     finally:
         conn.close()
+
+
+def test_the_web_ui_reads_a_postgresql_store_as_the_cli_does(pg_url, tmp_path):
+    """`repost ui --db postgresql://...`: its API gives list's, show's and diff's documents, and a
+    flow written while the page listens is pushed."""
+    from .ui_harness import UiServer
+
+    store_flows(pg_url, [post_flow("http://api.test/a", body=b'{"n": 1}'), post_flow("http://api.test/b", body=b'{"n": 2}')])
+    server = UiServer(pg_url, log=tmp_path / "ui.log")
+    try:
+        with server.client() as client:
+            listed = client.get("/api/flows").json()
+            assert listed == list_json(pg_url)
+            first = listed[-1]["id"]
+            assert client.get(f"/api/flows/{first}").json() == show_json(pg_url, first)
+            diff = client.get("/api/diff", params={"a": listed[-1]["id"], "b": listed[0]["id"]}).json()
+            assert diff["equal"] is False
+            with client.stream("GET", "/api/events") as events:
+                lines = events.iter_lines()
+                assert next(line for line in lines if line) == ": ready"
+                store_flows(pg_url, [post_flow("http://api.test/c", body=b'{"n": 3}')])
+                newest = max(r["id"] for r in list_json(pg_url))
+                pushed = next(line for line in lines if line.startswith("data:"))
+                assert str(newest) in pushed, pushed
+    finally:
+        server.stop()

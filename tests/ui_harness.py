@@ -12,8 +12,8 @@ from .helpers import wait_for
 class UiServer:
     """`repost ui --listen-port 0`: the URL (with its token) read from what it prints."""
 
-    def __init__(self, db: Path, *args: str):
-        self.log = Path(str(db) + ".ui.log")
+    def __init__(self, db: Path, *args: str, log: Path | None = None):
+        self.log = log or Path(str(db) + ".ui.log")  # a server's store (a URL) needs ``log``
         self._out = open(self.log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "repost.cli", "ui", "--db", str(db), "--listen-port", "0", *args],
