@@ -191,6 +191,11 @@ async def start_front(runner, host: str, port: int, mitm_port: int):
         server.close()
         for relay in list(relays):
             relay.close()
-        await server.wait_closed()
+        # From Python 3.12 wait_closed also waits for every connection the server accepted: those
+        # handed to aiohttp (kept alive) end in runner.cleanup(), which comes after this.
+        try:
+            await asyncio.wait_for(server.wait_closed(), 0.5)
+        except asyncio.TimeoutError:
+            pass
 
     return stop, server.sockets[0].getsockname()[1]
