@@ -13,10 +13,7 @@ from multidict import MultiDict
 from repost.cli.ui_parse import allowed_hosts, host_allowed, parse_cursor, parse_limit, parse_selection, token_ok
 
 from .helpers import post_flow, repost, store_flows
-from .ui_harness import UiServer
-
-JSON = {"content-type": "application/json"}
-WRITE = {"X-Repost-UI": "1"}
+from .ui_harness import JSON, WRITE, UiServer, one_unsafe  # noqa: F401 (a fixture)
 
 
 # -- the pure parts ----------------------------------------------------------------------
@@ -189,15 +186,6 @@ def test_new_flows_are_pushed_as_they_land(served, tmp_path):
 
 
 # -- replay: consent, and nothing from another site ---------------------------------------------
-
-
-@pytest.fixture
-def one_unsafe(tmp_path, counting_upstream):
-    db = tmp_path / "r.db"
-    (i,) = store_flows(db, [post_flow(url=f"{counting_upstream.url}/create", body=b'{"item": "book"}', headers=JSON)])
-    server = UiServer(db)
-    yield db, server, i
-    server.stop()
 
 
 def test_an_unsafe_replay_sends_nothing_until_confirmed_by_its_id(one_unsafe, counting_upstream):

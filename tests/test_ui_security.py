@@ -11,10 +11,7 @@ import httpx
 import pytest
 
 from .helpers import post_flow, repost, store_flows
-from .ui_harness import UiServer
-
-JSON = {"content-type": "application/json"}
-WRITE = {"X-Repost-UI": "1"}
+from .ui_harness import JSON, WRITE, UiServer, one_unsafe  # noqa: F401 (a fixture)
 
 
 def raw_request(server: UiServer, head: str) -> tuple[int, dict[str, str]]:
@@ -273,17 +270,8 @@ def test_a_push_is_bounded_however_far_back_it_is_asked_to_start(tmp_path):
 # -- replay: what the page asks for is read strictly --------------------------------------------------
 
 
-@pytest.fixture
-def unsafe_upstream_flow(tmp_path, counting_upstream):
-    db = tmp_path / "r.db"
-    (i,) = store_flows(db, [post_flow(url=f"{counting_upstream.url}/create", body=b'{"item": "book"}', headers=JSON)])
-    server = UiServer(db)
-    yield db, server, i
-    server.stop()
-
-
-def test_replay_asks_are_read_strictly_and_send_nothing_when_wrong(unsafe_upstream_flow, counting_upstream):
-    db, server, i = unsafe_upstream_flow
+def test_replay_asks_are_read_strictly_and_send_nothing_when_wrong(one_unsafe, counting_upstream):
+    db, server, i = one_unsafe
     with server.client(headers=WRITE) as c:
         nested = c.post("/api/replay", content=b"[" * 100_000 + b"]" * 100_000, headers=JSON)
         assert nested.status_code == 400 and nested.json()["error"]
@@ -306,9 +294,9 @@ def test_replay_asks_are_read_strictly_and_send_nothing_when_wrong(unsafe_upstre
     no_traceback(server)
 
 
-def test_a_header_override_carrying_host_is_classified_as_sent(unsafe_upstream_flow, counting_upstream):
+def test_a_header_override_carrying_host_is_classified_as_sent(one_unsafe, counting_upstream):
     """-H Host: / Authorization: are the user's to give; the class is of the request as it goes."""
-    db, server, i = unsafe_upstream_flow
+    db, server, i = one_unsafe
     with server.client(headers=WRITE) as c:
         plan = c.post("/api/replay/plan", json={"id": i, "headers": ["Host: other.test", "Authorization: Bearer x"]}).json()
         assert plan["safety"] == "unsafe" and plan["needs_confirmation"]

@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import wait_for
+import pytest
+
+from .helpers import post_flow, store_flows, wait_for
+
+JSON = {"content-type": "application/json"}
+WRITE = {"X-Repost-UI": "1"}  # the header a cross-site form cannot send: every state-changing call carries it
 
 
 class UiServer:
@@ -52,3 +57,13 @@ class UiServer:
                 self.proc.kill()
                 self.proc.wait()
         self._out.close()
+
+
+@pytest.fixture
+def one_unsafe(tmp_path, counting_upstream):
+    """A store of one unsafe POST to the counting upstream, served by `repost ui`: (db, server, id)."""
+    db = tmp_path / "r.db"
+    (i,) = store_flows(db, [post_flow(url=f"{counting_upstream.url}/create", body=b'{"item": "book"}', headers=JSON)])
+    server = UiServer(db)
+    yield db, server, i
+    server.stop()
